@@ -1,0 +1,36 @@
+"""Every API route, under /api/v1/, and the API's error handling."""
+
+from django.urls import path
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from curation.api import views as curation
+from curation.services import ServiceError
+
+router = DefaultRouter()
+router.register("projects", curation.ProjectViewSet, basename="project")
+
+examples = curation.ExampleViewSet.as_view({"get": "list"})
+example = curation.ExampleViewSet.as_view({"get": "retrieve", "patch": "partial_update"})
+
+urlpatterns = [
+    *router.urls,
+    path("projects/<slug:slug>/members/", curation.MemberView.as_view(), name="project-members"),
+    path("projects/<slug:slug>/examples/", examples, name="example-list"),
+    path("projects/<slug:slug>/examples/<int:pk>/", example, name="example-detail"),
+    path("projects/<slug:slug>/imports/", curation.ImportView.as_view(), name="import-list"),
+    path("projects/<slug:slug>/imports/<int:pk>/", curation.ImportDetailView.as_view(), name="import-detail"),
+    path("projects/<slug:slug>/export/", curation.ExportView.as_view(), name="export"),
+]
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus business-rule errors from services as 400 with the field at fault."""
+    if isinstance(exc, ServiceError):
+        body = {"detail": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,121 @@
+"""Request and response shapes of the curation API. Rules live in services; these only describe fields."""
+
+from rest_framework import serializers
+
+from ..models import Example, ImportJob, Membership, Project, ReviewStatus
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    labels = serializers.ListField(child=serializers.CharField(max_length=100, allow_blank=True), required=False)
+    output_format = serializers.JSONField(
+        required=False,
+        help_text='{"kind": "none"}, {"kind": "regex", "pattern": "..."} or {"kind": "json_schema", "schema": {...}}',
+    )
+    role = serializers.SerializerMethodField(help_text="Your role in this project: lead or expert.")
+
+    class Meta:
+        model = Project
+        fields = [
+            "name",
+            "slug",
+            "task_description",
+            "system_prompt",
+            "labels",
+            "output_format",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["role", "created_at", "updated_at"]
+        extra_kwargs = {"slug": {"validators": []}}
+
+    def get_role(self, project: Project) -> str | None:
+        return getattr(project, "user_role", None)
+
+
+class ProjectUpdateSerializer(ProjectSerializer):
+    class Meta(ProjectSerializer.Meta):
+        read_only_fields = ["slug", "role", "created_at", "updated_at"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class ExampleSerializer(serializers.ModelSerializer):
+    messages = serializers.JSONField(help_text='[{"role": "system"|"user"|"assistant", "content": "..."}]')
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    metadata = serializers.JSONField(required=False)
+
+    class Meta:
+        model = Example
+        fields = [
+            "id",
+            "messages",
+            "label",
+            "tags",
+            "metadata",
+            "source",
+            "status",
+            "version",
+            "content_hash",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ExampleUpdateSerializer(serializers.Serializer):
+    """A change to an example; `version` must be the version the client read (a stale one gets 409)."""
+
+    version = serializers.IntegerField(min_value=1)
+    messages = serializers.JSONField(required=False)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    metadata = serializers.JSONField(required=False)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
+    comment = serializers.CharField(required=False, allow_blank=True)
+
+
+class ExampleConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    current = ExampleSerializer()
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="1-based line of the JSONL body (position in a JSON array).")
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    created = serializers.IntegerField(source="created_count")
+    duplicates = serializers.IntegerField(source="duplicate_count")
+    rejected = serializers.IntegerField(source="rejected_count")
+    errors = ImportErrorSerializer(many=True)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "status",
+            "format",
+            "mode",
+            "source",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "total_lines",
+            "created",
+            "duplicates",
+            "rejected",
+            "errors",
+            "errors_truncated",
+        ]
+        read_only_fields = fields

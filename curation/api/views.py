@@ -1,0 +1,309 @@
+"""Curation endpoints: projects, members, examples, imports and exports. Each validates, calls a service, answers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import formats, selectors, services
+from ..models import Example, ImportJob, Project, ReviewStatus
+from .serializers import (
+    ExampleConflictSerializer,
+    ExampleSerializer,
+    ExampleUpdateSerializer,
+    ImportJobSerializer,
+    MemberSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+)
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Projects you are a member of. The creator of a project becomes its lead; only leads change it."""
+
+    serializer_class = ProjectSerializer
+    lookup_field = "slug"
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Project.objects.none()
+        return selectors.project_list(user=self.request.user)
+
+    def get_object(self):
+        return selectors.project_get(user=self.request.user, slug=self.kwargs["slug"])
+
+    def list(self, request):
+        projects = list(self.get_queryset())
+        roles = dict(request.user.memberships.values_list("project_id", "role"))
+        for project in projects:
+            project.user_role = "lead" if request.user.is_superuser else roles.get(project.pk)
+        return Response(ProjectSerializer(projects, many=True).data)
+
+    def create(self, request):
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = services.project_create(creator=request.user, name=data.pop("name"), slug=data.pop("slug"), **data)
+        project.user_role = "lead"
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
+    def partial_update(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = ProjectUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **serializer.validated_data)
+        return Response(ProjectSerializer(project).data)
+
+
+class MemberView(APIView):
+    """The members of a project and their roles; leads add members or change roles."""
+
+    @extend_schema(responses=MemberSerializer(many=True))
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        members = project.memberships.select_related("user").order_by("user__username")
+        return Response(MemberSerializer(members, many=True).data)
+
+    @extend_schema(request=MemberSerializer, responses={200: MemberSerializer})
+    def post(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = MemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = get_user_model().objects.filter(username=serializer.validated_data["user"]["username"]).first()
+        if user is None:
+            raise ValidationError({"username": ["No such user."]})
+        membership = services.membership_set(project=project, user=user, role=serializer.validated_data["role"])
+        return Response(MemberSerializer(membership).data)
+
+
+class ExamplePagination(CursorPagination):
+    ordering = "id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("status", str, enum=ReviewStatus.values, description="Review status."),
+    OpenApiParameter("label", str, description="Label, e.g. P1."),
+    OpenApiParameter("tag", str, description="A tag the example carries, e.g. edge_case."),
+]
+
+
+def example_filters(params) -> dict[str, str]:
+    filters = {key: params.get(key, "").strip() for key in ("status", "label", "tag", "q")}
+    if filters["status"] and filters["status"] not in ReviewStatus.values:
+        raise ValidationError({"status": [f"Must be one of {', '.join(ReviewStatus.values)}."]})
+    return filters
+
+
+class ExampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A project's examples. PATCH must carry the `version` it read: a stale version gets 409 and the current state."""
+
+    serializer_class = ExampleSerializer
+    pagination_class = ExamplePagination
+
+    def get_project(self):
+        return selectors.project_get(user=self.request.user, slug=self.kwargs["slug"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Example.objects.none()
+        return selectors.example_list(project=self.get_project(), **example_filters(self.request.query_params))
+
+    def get_object(self):
+        return selectors.example_get(project=self.get_project(), example_id=self.kwargs["pk"])
+
+    @extend_schema(parameters=[*FILTER_PARAMETERS, OpenApiParameter("q", str, description="Words in any message.")])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=ExampleUpdateSerializer,
+        responses={200: ExampleSerializer, 409: OpenApiResponse(ExampleConflictSerializer, "Stale version.")},
+    )
+    def partial_update(self, request, slug: str, pk: int):
+        example = self.get_object()
+        serializer = ExampleUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        version = changes.pop("version")
+        comment = changes.pop("comment", "")
+        try:
+            example = services.example_update(
+                example=example, user=request.user, version=version, changes=changes, comment=comment
+            )
+        except services.VersionConflict as conflict:
+            body = {
+                "detail": f"Example #{example.pk} changed since version {version}; it is now at version "
+                f"{conflict.current.version}. Nothing was overwritten.",
+                "current": ExampleSerializer(conflict.current).data,
+            }
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(ExampleSerializer(example).data)
+
+
+class JSONLinesParser(BaseParser):
+    """Declares the JSONL media types; the import view streams the body itself instead of parsing it here."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream, media_type=None, parser_context=None):  # pragma: no cover - never called
+        raise NotImplementedError
+
+
+class JSONLParser(JSONLinesParser):
+    media_type = "application/jsonl"
+
+
+JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines"}
+
+
+def _payload_too_large(limit: int) -> Response:
+    return Response(
+        {"detail": f"The request body is over the import limit of {limit} bytes.", "code": "body_too_large"},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _UnsupportedType(Exception):
+    pass
+
+
+class ImportView(APIView):
+    """Bulk import (leads): JSONL, a JSON array or a multipart `file`; a line-numbered report either way."""
+
+    parser_classes = [JSONLinesParser, JSONLParser, JSONParser, MultiPartParser]
+
+    @extend_schema(responses=ImportJobSerializer(many=True))
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        jobs = selectors.import_job_list(project=project)[:100]
+        return Response(ImportJobSerializer(jobs, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("mode", str, enum=ImportJob.Mode.values, description="atomic (default) or partial."),
+            OpenApiParameter("format", str, enum=list(formats.FORMATS), description="auto (default) detects per line."),
+        ],
+        request={
+            "application/x-ndjson": OpenApiTypes.BINARY,
+            "application/jsonl": OpenApiTypes.BINARY,
+            "application/json": {"type": "array", "items": {"type": "object"}},
+            "multipart/form-data": inline_serializer("ImportUpload", {"file": serializers.FileField()}),
+        },
+        responses={
+            201: ImportJobSerializer,
+            400: OpenApiResponse(ImportJobSerializer, "Atomic mode with errors: nothing written."),
+            413: OpenApiResponse(description="Body over the import limit."),
+            415: OpenApiResponse(description="Unsupported content type."),
+        },
+    )
+    def post(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        mode = request.query_params.get("mode", ImportJob.Mode.ATOMIC)
+        fmt = request.query_params.get("format", "auto")
+        if mode not in ImportJob.Mode.values:
+            raise ValidationError({"mode": [f"Must be one of {', '.join(ImportJob.Mode.values)}."]})
+        if fmt not in formats.FORMATS:
+            raise ValidationError({"format": [f"Must be one of {', '.join(formats.FORMATS)}."]})
+        limit = settings.FINELINE_IMPORT_MAX_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return _payload_too_large(limit)
+        try:
+            records, source = self._records(request, project=project, fmt=fmt, limit=limit)
+        except _TooLarge:
+            return _payload_too_large(limit)
+        except _UnsupportedType as error:
+            return Response(
+                {
+                    "detail": f"Unsupported content type {str(error)!r}; send application/x-ndjson, application/jsonl,"
+                    " application/json or a multipart `file`.",
+                    "code": "unsupported_media_type",
+                },
+                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            )
+        try:
+            job = services.import_examples(
+                project=project, user=request.user, records=records, fmt=fmt, mode=mode, source=source
+            )
+        except formats.BodyTooLarge:
+            return _payload_too_large(limit)
+        ok = job.status == ImportJob.Status.SUCCEEDED
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_201_CREATED if ok else 400)
+
+    def _records(self, request, *, project, fmt: str, limit: int):
+        content_type = request.content_type.split(";")[0].strip().lower()
+        options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits()}
+        if content_type == "multipart/form-data":
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise ValidationError({"file": ["Send the examples as a multipart field named `file`."]})
+            stream = upload.open("rb")
+            head = stream.read(64).lstrip()
+            stream.seek(0)
+            if upload.name.lower().endswith(".json") or head.startswith((b"[", formats.UTF8_BOM + b"[")):
+                return formats.read_json_document(stream.read(limit + 1), **options), f"file:{upload.name}"[:200]
+            return formats.read_jsonl(stream, max_body_bytes=limit, **options), f"file:{upload.name}"[:200]
+        if content_type in JSONL_TYPES:
+            return formats.read_jsonl(request._request, max_body_bytes=limit, **options), "api"
+        if content_type == "application/json":
+            body = request._request.read(limit + 1)
+            if len(body) > limit:
+                raise _TooLarge
+            return formats.read_json_document(body, **options), "api"
+        raise _UnsupportedType(content_type)
+
+
+class ImportDetailView(APIView):
+    """One import's counts and error report."""
+
+    @extend_schema(responses=ImportJobSerializer)
+    def get(self, request, slug: str, pk: int):
+        project = selectors.project_get(user=request.user, slug=slug)
+        job = selectors.import_job_list(project=project).filter(pk=pk).first()
+        if job is None:
+            raise NotFound("No such import.")
+        return Response(ImportJobSerializer(job).data)
+
+
+class ExportView(APIView):
+    """Stream examples as JSONL in the OpenAI chat format; every example when no filter is given."""
+
+    @extend_schema(
+        parameters=[
+            *FILTER_PARAMETERS,
+            OpenApiParameter("messages_only", bool, description="Only `messages` on each line (OpenAI upload format)."),
+        ],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        filters = example_filters(request.query_params)
+        messages_only = request.query_params.get("messages_only", "").lower() in {"1", "true", "yes"}
+        examples = selectors.example_list(project=project, **filters)
+        lines = selectors.example_export_lines(examples=examples, messages_only=messages_only)
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}.jsonl"'
+        return response

@@ -1,0 +1,161 @@
+"""Projects, their members, examples, revisions and imports."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Project(models.Model):
+    """A fine-tuning task: its data, the label set, and the format its answers must follow."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    task_description = models.TextField(blank=True)
+    system_prompt = models.TextField(blank=True)
+    labels = models.JSONField(default=list, blank=True, help_text="The label set, e.g. P1..P4; may be empty.")
+    output_format = models.JSONField(
+        default=dict, blank=True, help_text='{"kind": "none"|"regex"|"json_schema", ...}; checks assistant answers.'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in one project: leads manage it, experts review its examples."""
+
+    class Role(models.TextChoices):
+        LEAD = "lead", "Project lead"
+        EXPERT = "expert", "Domain expert"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EXPERT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+            models.CheckConstraint(condition=Q(role__in=["lead", "expert"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    NEEDS_CHANGES = "needs_changes", "Needs changes"
+
+
+class Example(models.Model):
+    """One chat-format training example; `version` increases with every saved change (optimistic concurrency)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="examples")
+    messages = models.JSONField()
+    label = models.CharField(max_length=100, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=200, blank=True, default="")
+    content_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    version = models.PositiveIntegerField(default=1)
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="example_unique_content_per_project"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected", "needs_changes"]),
+                name="example_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="example_version_positive"),
+        ]
+        indexes = [
+            # The queue, the list and the stats filter by project and status or label and walk by id.
+            models.Index(fields=["project", "status", "id"], name="example_project_status"),
+            models.Index(fields=["project", "label", "id"], name="example_project_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Example #{self.pk}"
+
+
+class Revision(models.Model):
+    """A saved state of an example, with who made it and when. Nothing an expert writes is ever lost."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Imported"
+        EDIT = "edit", "Edited"
+        RESTORE = "restore", "Restored"
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EDIT)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    messages = models.JSONField()
+    label = models.CharField(max_length=100, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["example_id", "version"]
+        constraints = [models.UniqueConstraint(fields=["example", "version"], name="revision_unique_version")]
+
+    def __str__(self) -> str:
+        return f"Example #{self.example_id} v{self.version}"
+
+
+class ImportJob(models.Model):
+    """One bulk import: who sent what, how it went, and the line-numbered error report."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Mode(models.TextChoices):
+        ATOMIC = "atomic", "Atomic: any error writes nothing"
+        PARTIAL = "partial", "Partial: valid lines are written"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=200, blank=True)
+    format = models.CharField(max_length=30, default="auto")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ATOMIC)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    total_lines = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    errors_truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "succeeded", "failed"]), name="importjob_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(mode__in=["atomic", "partial"]), name="importjob_mode_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} into {self.project}"

@@ -1,0 +1,388 @@
+"""Writes to curation data: projects, members, imports and example edits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import jsonschema
+import orjson
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import formats
+from .models import Example, ImportJob, Membership, Project, ReviewStatus, Revision
+
+OUTPUT_FORMAT_KINDS = ("none", "regex", "json_schema")
+
+
+class ServiceError(Exception):
+    """A request that breaks a rule; `field` names the input at fault when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class VersionConflict(Exception):
+    """A write based on a stale version of an example; carries the example as it is now."""
+
+    def __init__(self, current: Example):
+        super().__init__(f"Example #{current.pk} is at version {current.version}.")
+        self.current = current
+
+
+def output_format_clean(spec: Any) -> dict:
+    """Validate an output format spec: {"kind": "none"}, {"kind": "regex", "pattern"} or {"kind": "json_schema",
+    "schema"}."""
+    if spec in (None, {}):
+        return {"kind": "none"}
+    if not isinstance(spec, dict) or spec.get("kind") not in OUTPUT_FORMAT_KINDS:
+        raise ServiceError(f"`kind` must be one of {', '.join(OUTPUT_FORMAT_KINDS)}.", field="output_format")
+    kind = spec["kind"]
+    if kind == "none":
+        return {"kind": "none"}
+    if kind == "regex":
+        pattern = spec.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise ServiceError("a regex output format needs a non-empty `pattern`.", field="output_format")
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ServiceError(f"`pattern` is not a valid regular expression: {error}.", field="output_format")
+        return {"kind": "regex", "pattern": pattern}
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise ServiceError("a json_schema output format needs a `schema` object.", field="output_format")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise ServiceError(f"`schema` is not a valid JSON Schema: {error.message}.", field="output_format")
+    return {"kind": "json_schema", "schema": schema}
+
+
+def labels_clean(labels: Any) -> list[str]:
+    if labels is None:
+        return []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ServiceError("`labels` must be a list of strings.", field="labels")
+    cleaned = [label.strip() for label in labels if label.strip()]
+    if len(set(cleaned)) != len(cleaned):
+        raise ServiceError("`labels` must not repeat a label.", field="labels")
+    if any(len(label) > formats.MAX_LABEL_LENGTH for label in cleaned):
+        raise ServiceError(f"a label is at most {formats.MAX_LABEL_LENGTH} characters.", field="labels")
+    return cleaned
+
+
+@transaction.atomic
+def project_create(*, creator: AbstractBaseUser, name: str, slug: str, **fields: Any) -> Project:
+    """Create a project; its creator becomes its lead."""
+    if Project.objects.filter(slug=slug).exists():
+        raise ServiceError(f"a project with slug {slug!r} already exists.", field="slug")
+    project = Project(name=name, slug=slug)
+    _project_assign(project, fields)
+    project.save()
+    Membership.objects.create(project=project, user=creator, role=Membership.Role.LEAD)
+    return project
+
+
+def project_update(*, project: Project, **fields: Any) -> Project:
+    _project_assign(project, fields)
+    project.save()
+    return project
+
+
+def _project_assign(project: Project, fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        if key == "labels":
+            value = labels_clean(value)
+        elif key == "output_format":
+            value = output_format_clean(value)
+        elif key not in {"name", "task_description", "system_prompt"}:
+            raise ServiceError(f"unknown project field {key!r}.", field=key)
+        setattr(project, key, value)
+    if not project.output_format:
+        project.output_format = {"kind": "none"}
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add a member or change their role."""
+    if role not in Membership.Role.values:
+        raise ServiceError(f"`role` must be one of {', '.join(Membership.Role.values)}.", field="role")
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+# --- Imports ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ErrorSink:
+    """Keeps the first `limit` errors for the report and counts them all."""
+
+    limit: int
+    errors: list[dict] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, error: formats.LineError) -> None:
+        self.count += 1
+        if len(self.errors) < self.limit:
+            self.errors.append(error.as_dict())
+
+
+class _RollBack(Exception):
+    pass
+
+
+def import_limits() -> formats.Limits:
+    return formats.Limits(
+        max_line_bytes=settings.FINELINE_IMPORT_MAX_LINE_BYTES,
+        max_tokens=settings.FINELINE_IMPORT_MAX_TOKENS,
+        max_depth=settings.FINELINE_IMPORT_MAX_DEPTH,
+    )
+
+
+def import_examples(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    records: Iterable[formats.ParsedExample | formats.LineError],
+    fmt: str = "auto",
+    mode: str = ImportJob.Mode.ATOMIC,
+    source: str = "api",
+) -> ImportJob:
+    """Write the valid records of an import; exact duplicates (in the input or the project) are counted, not written.
+
+    In atomic mode any error writes nothing; in partial mode the valid records are written. The ImportJob row keeps
+    the counts and the line-numbered report either way. formats.BodyTooLarge propagates after the job is marked failed.
+    """
+    if mode not in ImportJob.Mode.values:
+        raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
+    if fmt not in formats.FORMATS:
+        raise ServiceError(f"`format` must be one of {', '.join(formats.FORMATS)}.", field="format")
+    job = ImportJob.objects.create(project=project, created_by=user, format=fmt, mode=mode, source=source)
+    sink = _ErrorSink(limit=settings.FINELINE_IMPORT_MAX_REPORTED_ERRORS)
+    counted = _Counter(records)
+    created = valid = 0
+    try:
+        with transaction.atomic():
+            writer = _write_postgres if connection.vendor == "postgresql" else _write_batches
+            valid, created = writer(project=project, job=job, records=counted, sink=sink, atomic=mode == "atomic")
+            if sink.count and mode == ImportJob.Mode.ATOMIC:
+                raise _RollBack
+    except _RollBack:
+        created = 0
+    except formats.BodyTooLarge as error:
+        sink.add(formats.LineError(counted.last_line + 1, "body_too_large", str(error)))
+        _import_finish(job, counted, sink, valid=0, created=0, failed=True)
+        raise
+    failed = bool(sink.count) and mode == ImportJob.Mode.ATOMIC
+    _import_finish(job, counted, sink, valid=0 if failed else valid, created=created, failed=failed)
+    return job
+
+
+class _Counter:
+    """Counts the input lines as they stream past."""
+
+    def __init__(self, records: Iterable[formats.ParsedExample | formats.LineError]):
+        self._records = iter(records)
+        self.total = 0
+        self.last_line = 0
+
+    def __iter__(self) -> Iterator[formats.ParsedExample | formats.LineError]:
+        for record in self._records:
+            self.total += 1
+            self.last_line = record.line
+            yield record
+
+
+def _import_finish(job: ImportJob, counted: _Counter, sink: _ErrorSink, *, valid: int, created: int, failed: bool):
+    job.total_lines = counted.total
+    job.created_count = created
+    job.duplicate_count = valid - created
+    job.rejected_count = sink.count
+    job.errors = sink.errors
+    job.errors_truncated = sink.count > len(sink.errors)
+    job.status = ImportJob.Status.FAILED if failed else ImportJob.Status.SUCCEEDED
+    job.finished_at = timezone.now()
+    job.save()
+
+
+_EMPTY_LIST = "[]"
+_EMPTY_OBJECT = "{}"
+
+
+def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSink, atomic: bool) -> tuple[int, int]:
+    """COPY the valid rows into a temporary table, then insert them with ON CONFLICT DO NOTHING in one statement."""
+    stage = f"fl_import_stage_{job.pk}"
+    valid = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE {stage} (line integer, content_hash text, messages jsonb, label text,"
+            " tags jsonb, metadata jsonb) ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY {stage} FROM STDIN") as copy:
+            for record in records:
+                if isinstance(record, formats.LineError):
+                    sink.add(record)
+                    continue
+                if sink.count and atomic:
+                    continue  # keep reading to report every error, but nothing will be written
+                valid += 1
+                copy.write_row(
+                    (
+                        record.line,
+                        record.content_hash,
+                        record.messages_json.decode(),
+                        record.label,
+                        orjson.dumps(record.tags).decode() if record.tags else _EMPTY_LIST,
+                        orjson.dumps(record.metadata).decode() if record.metadata else _EMPTY_OBJECT,
+                    )
+                )
+        if sink.count and atomic:
+            return valid, 0
+        cursor.execute(
+            f"INSERT INTO {Example._meta.db_table} (project_id, import_job_id, messages, label, tags, metadata,"
+            " source, content_hash, status, version, created_at, updated_at)"
+            f" SELECT %s, %s, messages, label, tags, metadata, %s, content_hash, %s, 1, now(), now() FROM {stage}"
+            " ORDER BY line ON CONFLICT (project_id, content_hash) DO NOTHING",
+            [project.pk, job.pk, job.source, ReviewStatus.PENDING],
+        )
+        created = cursor.rowcount
+        cursor.execute(f"DROP TABLE {stage}")
+    return valid, created
+
+
+def _write_batches(*, project: Project, job: ImportJob, records, sink: _ErrorSink, atomic: bool) -> tuple[int, int]:
+    """Portable path (SQLite for `make run`): bulk inserts that skip rows whose content hash exists."""
+    before = Example.objects.filter(project=project).count()
+    valid = 0
+    iterator = iter(records)
+    while batch := list(islice(iterator, 1000)):
+        rows = []
+        for record in batch:
+            if isinstance(record, formats.LineError):
+                sink.add(record)
+            elif not (sink.count and atomic):
+                valid += 1
+                rows.append(
+                    Example(
+                        project=project,
+                        import_job=job,
+                        messages=record.messages,
+                        label=record.label,
+                        tags=record.tags,
+                        metadata=record.metadata,
+                        source=job.source,
+                        content_hash=record.content_hash,
+                    )
+                )
+        if rows and not (sink.count and atomic):
+            Example.objects.bulk_create(rows, ignore_conflicts=True)
+    return valid, Example.objects.filter(project=project).count() - before
+
+
+# --- Editing examples ------------------------------------------------------------------------------------------
+
+EDITABLE_FIELDS = ("messages", "label", "tags", "metadata", "status")
+
+
+def example_update(
+    *,
+    example: Example,
+    user: AbstractBaseUser,
+    version: int,
+    changes: dict[str, Any],
+    comment: str = "",
+    kind: str = Revision.Kind.EDIT,
+) -> Example:
+    """Apply changes if `version` is still current; raise VersionConflict otherwise. Every change is a Revision."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ServiceError(f"cannot change {', '.join(sorted(unknown))}.")
+    values = _example_clean(example.project, changes)
+    with transaction.atomic():
+        _revision_initial(example)
+        updated = Example.objects.filter(pk=example.pk, version=version).update(
+            **values, version=F("version") + 1, updated_at=timezone.now()
+        )
+        if not updated:
+            raise VersionConflict(Example.objects.get(pk=example.pk))
+        example.refresh_from_db()
+        Revision.objects.create(
+            example=example,
+            version=example.version,
+            kind=kind,
+            author=user,
+            messages=example.messages,
+            label=example.label,
+            tags=example.tags,
+            metadata=example.metadata,
+            status=example.status,
+            comment=comment,
+        )
+    return example
+
+
+def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    limits = import_limits()
+    try:
+        if "messages" in changes:
+            messages = formats.validate_messages(changes["messages"], max_tokens=limits.max_tokens)
+            messages_json = formats.messages_dump(messages)
+            values["messages"] = orjson.loads(messages_json)
+            values["content_hash"] = formats.content_hash(messages_json)
+            duplicate = (
+                Example.objects.filter(project=project, content_hash=values["content_hash"])
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if duplicate is not None:
+                raise ServiceError(f"these messages duplicate example #{duplicate}.", field="messages")
+        if "label" in changes:
+            values["label"] = formats.label_clean(changes["label"], frozenset(project.labels))
+        if "tags" in changes:
+            values["tags"] = formats.tags_clean(changes["tags"])
+    except formats.InvalidExample as error:
+        raise ServiceError(error.message, field=error.code)
+    if "metadata" in changes:
+        if not isinstance(changes["metadata"], dict):
+            raise ServiceError("`metadata` must be an object.", field="metadata")
+        values["metadata"] = changes["metadata"]
+    if "status" in changes:
+        if changes["status"] not in ReviewStatus.values:
+            raise ServiceError(f"`status` must be one of {', '.join(ReviewStatus.values)}.", field="status")
+        values["status"] = changes["status"]
+    return values
+
+
+def _revision_initial(example: Example) -> None:
+    """Keep the state an example had before its first change (imports write no revision, to stay fast)."""
+    if Revision.objects.filter(example=example).exists():
+        return
+    original = Example.objects.get(pk=example.pk)
+    author = original.import_job.created_by if original.import_job_id else None
+    try:
+        with transaction.atomic():
+            Revision.objects.create(
+                example=original,
+                version=original.version,
+                kind=Revision.Kind.IMPORT,
+                author=author,
+                messages=original.messages,
+                label=original.label,
+                tags=original.tags,
+                metadata=original.metadata,
+                status=original.status,
+                created_at=original.created_at,
+            )
+    except IntegrityError:
+        pass  # a concurrent first edit stored it already

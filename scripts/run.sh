@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Start a Celery worker (both queues) and the web app together; Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+trap 'kill 0' EXIT INT TERM
+$BIN/celery -A config worker --queues default,gpu --pool solo --loglevel WARNING &
+echo
+echo "Fineline is starting on http://${HOST:-127.0.0.1}:${PORT:-8000}/  (API docs: /api/docs/)"
+echo "Log in as lena (project lead), maria or alex (domain experts); password: fineline-demo"
+echo
+$BIN/python manage.py runserver "${HOST:-127.0.0.1}:${PORT:-8000}"

@@ -1,0 +1,52 @@
+"""Deployment settings: production passes Django's deploy checks; the API schema generates without warnings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_has_no_warnings_with_production_settings():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        DJANGO_SECRET_KEY="q8Zr-3vKp!mW2xL9@tYb7#nF4cJd6&hS1uE0^aG5*oR-iVw8yB3kT",
+        DJANGO_ALLOWED_HOSTS="fineline.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = manage("check", DJANGO_SETTINGS_MODULE="config.settings.production", DJANGO_SECRET_KEY="")
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_openapi_schema_generates_without_warnings(tmp_path):
+    result = manage(
+        "spectacular",
+        "--fail-on-warn",
+        "--file",
+        str(tmp_path / "schema.yml"),
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+    )
+    assert result.returncode == 0, result.stderr
+    schema = (tmp_path / "schema.yml").read_text()
+    for path in [
+        "/api/v1/projects/{slug}/imports/",
+        "/api/v1/projects/{slug}/examples/{id}/",
+        "/api/v1/projects/{slug}/export/",
+    ]:
+        assert path in schema

@@ -1,0 +1,59 @@
+"""Shared fixtures: users with roles in a project, and API clients authenticated with real hashed tokens."""
+
+import pytest
+
+from curation import services
+
+from .helpers import token_client
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, **extra):
+        return django_user_model.objects.create_user(username=username, password="pw-" + username, **extra)
+
+    return make
+
+
+@pytest.fixture
+def lead(make_user):
+    return make_user("lena")
+
+
+@pytest.fixture
+def expert(make_user):
+    return make_user("maria")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("olga")
+
+
+@pytest.fixture
+def project(lead, expert):
+    project = services.project_create(
+        creator=lead,
+        name="Support triage",
+        slug="triage",
+        labels=["P1", "P2", "P3", "P4"],
+        system_prompt="You are a support agent.",
+        output_format={"kind": "regex", "pattern": r"SEVERITY: P[1-4]\n.*"},
+    )
+    services.membership_set(project=project, user=expert, role="expert")
+    return project
+
+
+@pytest.fixture
+def lead_api(lead):
+    return token_client(lead)
+
+
+@pytest.fixture
+def expert_api(expert):
+    return token_client(expert)
+
+
+@pytest.fixture
+def outsider_api(outsider):
+    return token_client(outsider)

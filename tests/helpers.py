@@ -1,0 +1,32 @@
+"""Helpers to build chat rows and send them to the import API."""
+
+import orjson
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    _, raw = AuthToken.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+    return client
+
+
+def chat(user: str, answer: str = "SEVERITY: P4\nIMPACT: none\nACTION: reply", **extra) -> dict:
+    row = {
+        "messages": [
+            {"role": "system", "content": "You are a support agent."},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": answer},
+        ]
+    }
+    row.update(extra)
+    return row
+
+
+def jsonl(rows) -> bytes:
+    return b"".join((row if isinstance(row, bytes) else orjson.dumps(row)) + b"\n" for row in rows)
+
+
+def post_jsonl(client, slug: str, body: bytes, query: str = "", content_type: str = "application/x-ndjson"):
+    return client.generic("POST", f"/api/v1/projects/{slug}/imports/{query}", body, content_type=content_type)
