@@ -132,6 +132,8 @@ def validate_messages(messages: Any, *, max_tokens: int) -> list[dict[str, Any]]
             raise InvalidExample("content_not_string", f"message {number} ({role}): `content` must be a string.")
         if not content or content.isspace():
             raise InvalidExample("empty_content", f"message {number} ({role}) has empty content.")
+        if "\x00" in content:
+            raise InvalidExample("null_character", f"message {number} ({role}) contains a NUL character (\\u0000).")
         if role == "assistant":
             has_assistant = True
         content_bytes += len(content) if content.isascii() else len(content.encode("utf-8"))
@@ -143,6 +145,22 @@ def validate_messages(messages: Any, *, max_tokens: int) -> list[dict[str, Any]]
             "too_many_tokens", f"about {tokens} tokens (estimated as UTF-8 bytes / 4), over the limit of {max_tokens}."
         )
     return messages
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides in any string or key of a JSON value (PostgreSQL cannot store one)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -164,6 +182,8 @@ def label_clean(value: Any, labels: frozenset[str]) -> str:
     if not isinstance(value, str) or len(value) > MAX_LABEL_LENGTH:
         raise InvalidExample("invalid_label", f"`label` must be a string of at most {MAX_LABEL_LENGTH} characters.")
     value = value.strip()
+    if "\x00" in value:
+        raise InvalidExample("null_character", "`label` contains a NUL character (\\u0000).")
     if value and labels and value not in labels:
         raise InvalidExample(
             "unknown_label", f"label {value!r} is not in the project's label set ({', '.join(sorted(labels))})."
@@ -178,6 +198,8 @@ def tags_clean(value: Any) -> list[str]:
         raise InvalidExample(
             "invalid_tags", f"`tags` must be a list of strings of at most {MAX_TAG_LENGTH} characters."
         )
+    if any("\x00" in tag for tag in value):
+        raise InvalidExample("null_character", "a tag contains a NUL character (\\u0000).")
     return list(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
 
 
@@ -270,8 +292,10 @@ def example_from_object(obj: Any, line: int, *, fmt: str, labels: frozenset[str]
         metadata = {}
     elif not isinstance(metadata, dict):
         raise InvalidExample("invalid_metadata", "`metadata` must be an object.")
-    elif metadata and _too_deep(metadata, limits.max_depth):
+    elif any(isinstance(value, (dict, list)) for value in metadata.values()) and _too_deep(metadata, limits.max_depth):
         raise InvalidExample("too_deep", f"`metadata` is nested deeper than {limits.max_depth} levels.")
+    if metadata and has_nul(metadata):
+        raise InvalidExample("null_character", "`metadata` contains a NUL character (\\u0000).")
     if "label" in metadata or "tags" in metadata:
         metadata = dict(metadata)
     label = label_clean(obj["label"] if "label" in obj else metadata.pop("label", None), labels)
@@ -315,36 +339,50 @@ def _decode_error(raw: bytes, line: int, error: orjson.JSONDecodeError) -> LineE
     return LineError(line, "invalid_json", f"not valid JSON{where}: {reason}.")
 
 
-def read_lines(stream: IO[bytes], *, max_line_bytes: int, max_body_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+def read_lines(
+    stream: IO[bytes], *, max_line_bytes: int, max_body_bytes: int, chunk_bytes: int = 1 << 20
+) -> Iterator[tuple[int, bytes | None]]:
     """Yield (line number, bytes) for each non-blank line; bytes is None for a line over the size limit.
 
-    Reads at most max_line_bytes + 1 bytes at a time, so a huge line never sits in memory whole.
+    Reads the stream in chunks (far faster than readline through the WSGI layers) and never holds more than one
+    chunk plus one line of max_line_bytes, so neither a big body nor a huge line sits in memory whole.
     """
     consumed = 0
     number = 0
+    pending = b""
+    oversized = False  # the line being read has already passed the limit; its bytes are being skipped
     while True:
-        chunk = stream.readline(max_line_bytes + 1)
-        if not chunk:
-            return
+        chunk = stream.read(chunk_bytes)
         consumed += len(chunk)
-        number += 1
-        too_long = len(chunk) > max_line_bytes and not chunk.endswith(b"\n")
-        while too_long and not chunk.endswith(b"\n"):
-            # Skip the rest of the oversized line without keeping it.
-            chunk = stream.readline(max_line_bytes + 1)
-            consumed += len(chunk)
-            if not chunk or consumed > max_body_bytes:
-                break
         if consumed > max_body_bytes:
             raise BodyTooLarge(f"the body is over the limit of {max_body_bytes} bytes.")
-        if too_long:
-            yield number, None
-            continue
-        if number == 1 and chunk.startswith(UTF8_BOM):
-            chunk = chunk[len(UTF8_BOM) :]
-        if chunk.isspace():
-            continue
-        yield number, chunk
+        if not chunk:
+            if pending or oversized:
+                number += 1
+                yield from _line(number, None if oversized else pending, max_line_bytes)
+            return
+        lines = chunk.split(b"\n")
+        lines[0] = pending + lines[0]
+        pending = lines.pop()
+        for raw in lines:
+            number += 1
+            if oversized:
+                oversized = False
+                yield number, None
+            else:
+                yield from _line(number, raw, max_line_bytes)
+        if len(pending) > max_line_bytes:
+            oversized, pending = True, b""
+
+
+def _line(number: int, raw: bytes | None, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    if raw is None or len(raw) > max_line_bytes:
+        yield number, None
+        return
+    if number == 1 and raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM) :]
+    if raw and not raw.isspace():
+        yield number, raw
 
 
 def read_jsonl(

@@ -60,7 +60,9 @@ class ReviewStatus(models.TextChoices):
 class Example(models.Model):
     """One chat-format training example; `version` increases with every saved change (optimistic concurrency)."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="examples")
+    # No single-column indexes on the foreign keys: the composite indexes below lead with project, and every index
+    # costs each imported row.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="examples", db_index=False)
     messages = models.JSONField()
     label = models.CharField(max_length=100, blank=True, default="")
     tags = models.JSONField(default=list, blank=True)
@@ -69,7 +71,16 @@ class Example(models.Model):
     content_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
     version = models.PositiveIntegerField(default=1)
-    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Provenance only: no index and no database-level constraint, which would cost every imported row a check.
+    import_job = models.ForeignKey(
+        "ImportJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
 

@@ -66,19 +66,27 @@ def example_list(
             examples = examples.filter(tags__contains=[tag])  # served by a GIN index
         else:
             examples = examples.filter(tags__icontains=f'"{tag}"')
-    if q.strip():
-        if connection.vendor == "postgresql":
-            # Matches the expression of the GIN index made in migration 0002.
-            examples = examples.filter(
-                RawSQL(
-                    "jsonb_to_tsvector('simple', messages, '[\"string\"]') @@ plainto_tsquery('simple', %s)",
-                    [q.strip()],
-                    output_field=BooleanField(),
-                )
+    words = q.split()
+    if words and connection.vendor == "postgresql":
+        # Indexed rows through the GIN index; rows an import just wrote (not indexed yet) by a scan of those alone.
+        patterns = [f"%{_like_escape(word)}%" for word in words]
+        unindexed = " AND ".join(["curation_example.messages::text ILIKE %s"] * len(patterns))
+        examples = examples.filter(
+            RawSQL(
+                "(curation_example.search_vector @@ plainto_tsquery('simple', %s)"
+                f" OR (curation_example.search_vector IS NULL AND {unindexed}))",
+                [" ".join(words), *patterns],
+                output_field=BooleanField(),
             )
-        else:
-            examples = examples.filter(messages__icontains=q.strip())
+        )
+    elif words:
+        for word in words:
+            examples = examples.filter(messages__icontains=word)
     return examples.order_by("id")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def example_get(*, project: Project, example_id: int) -> Example:

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from . import formats
 from .models import Example, ImportJob, Membership, Project, ReviewStatus, Revision
@@ -185,6 +186,11 @@ def import_examples(
         raise
     failed = bool(sink.count) and mode == ImportJob.Mode.ATOMIC
     _import_finish(job, counted, sink, valid=0 if failed else valid, created=created, failed=failed)
+    if created and connection.vendor == "postgresql":
+        from .tasks import example_search_index
+
+        # robust: the import is committed; a broker outage only delays search indexing, it must not fail the request.
+        transaction.on_commit(lambda: example_search_index.delay(project.pk, created), robust=True)
     return job
 
 
@@ -215,42 +221,63 @@ def _import_finish(job: ImportJob, counted: _Counter, sink: _ErrorSink, *, valid
     job.save()
 
 
-_EMPTY_LIST = "[]"
-_EMPTY_OBJECT = "{}"
+_EXAMPLE_COLUMNS = (
+    "project_id, import_job_id, messages, label, tags, metadata, source, content_hash, status, version,"
+    " created_at, updated_at"
+)
 
 
 def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSink, atomic: bool) -> tuple[int, int]:
-    """COPY the valid rows into a temporary table, then insert them with ON CONFLICT DO NOTHING in one statement."""
+    """Stream the valid rows into a temporary table with one COPY, then insert the new ones in one statement.
+
+    The unique index decides what is new (ON CONFLICT DO NOTHING): no query plan to go stale as a project grows,
+    and a concurrent import of the same content waits for this one and skips it. The COPY is sent by a thread of
+    its own (the queued writer), so PostgreSQL stores rows while Python parses the next ones.
+    """
     stage = f"fl_import_stage_{job.pk}"
+    seen: set[str] = set()
     valid = 0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMP TABLE {stage} (line integer, content_hash text, messages jsonb, label text,"
-            " tags jsonb, metadata jsonb) ON COMMIT DROP"
+            f"CREATE TEMP TABLE {stage} (line integer, messages jsonb, label text, tags jsonb, metadata jsonb,"
+            " content_hash text) ON COMMIT DROP"
         )
-        with cursor.copy(f"COPY {stage} FROM STDIN") as copy:
+        raw = cursor.cursor
+        with raw.copy(f"COPY {stage} FROM STDIN", writer=QueuedLibpqWriter(raw)) as copy:
+            lines = []
             for record in records:
                 if isinstance(record, formats.LineError):
                     sink.add(record)
                     continue
                 if sink.count and atomic:
-                    continue  # keep reading to report every error, but nothing will be written
+                    continue  # read on to report every error, but nothing will be written
                 valid += 1
-                copy.write_row(
-                    (
-                        record.line,
-                        record.content_hash,
-                        record.messages_json.decode(),
-                        record.label,
-                        orjson.dumps(record.tags).decode() if record.tags else _EMPTY_LIST,
-                        orjson.dumps(record.metadata).decode() if record.metadata else _EMPTY_OBJECT,
+                if record.content_hash in seen:
+                    continue
+                seen.add(record.content_hash)
+                # COPY's text format, built here: the JSON is bytes already and only needs its backslashes
+                # doubled (orjson never emits a raw tab or newline), far cheaper than dumping every value.
+                lines.append(
+                    b"\t".join(
+                        (
+                            str(record.line).encode(),
+                            record.messages_json.replace(b"\\", b"\\\\"),
+                            _copy_text(record.label),
+                            orjson.dumps(record.tags).replace(b"\\", b"\\\\") if record.tags else b"[]",
+                            orjson.dumps(record.metadata).replace(b"\\", b"\\\\") if record.metadata else b"{}",
+                            record.content_hash.encode(),
+                        )
                     )
                 )
+                if len(lines) == 1000:
+                    copy.write(b"\n".join(lines) + b"\n")
+                    lines = []
+            if lines:
+                copy.write(b"\n".join(lines) + b"\n")
         if sink.count and atomic:
             return valid, 0
         cursor.execute(
-            f"INSERT INTO {Example._meta.db_table} (project_id, import_job_id, messages, label, tags, metadata,"
-            " source, content_hash, status, version, created_at, updated_at)"
+            f"INSERT INTO {Example._meta.db_table} ({_EXAMPLE_COLUMNS})"
             f" SELECT %s, %s, messages, label, tags, metadata, %s, content_hash, %s, 1, now(), now() FROM {stage}"
             " ORDER BY line ON CONFLICT (project_id, content_hash) DO NOTHING",
             [project.pk, job.pk, job.source, ReviewStatus.PENDING],
@@ -258,6 +285,27 @@ def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSi
         created = cursor.rowcount
         cursor.execute(f"DROP TABLE {stage}")
     return valid, created
+
+
+def _copy_text(value: str) -> bytes:
+    """A text value escaped for COPY's text format."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").encode()
+    )
+
+
+def _analyze_after_bulk_import(created: int) -> None:
+    """Refresh the planner's statistics once a bulk import has grown the table by a tenth or more.
+
+    Autovacuum does the same eventually (where it is on); until it does, stale statistics can make the planner
+    scan whole projects where an index would find a handful of rows.
+    """
+    table = Example._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        row = cursor.fetchone()
+        if created >= 1000 and (row is None or created * 10 >= max(row[0], 0)):
+            cursor.execute(f"ANALYZE {table}")
 
 
 def _write_batches(*, project: Project, job: ImportJob, records, sink: _ErrorSink, atomic: bool) -> tuple[int, int]:
@@ -289,6 +337,40 @@ def _write_batches(*, project: Project, job: ImportJob, records, sink: _ErrorSin
     return valid, Example.objects.filter(project=project).count() - before
 
 
+# --- Word search ------------------------------------------------------------------------------------------------
+
+SEARCH_VECTOR_SQL = "jsonb_to_tsvector('simple', jsonb_path_query_array(messages, '$[*].content'), '[\"string\"]')"
+
+
+def example_search_index(*, project_id: int, imported: int = 0, batch_size: int = 5000) -> int:
+    """After an import: refresh the planner's statistics if the import was big, then fill in the search vectors
+    that imports leave out, a batch per transaction. Returns how many examples were indexed."""
+    if connection.vendor != "postgresql":
+        return 0
+    _analyze_after_bulk_import(imported)
+    table = Example._meta.db_table
+    indexed = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET search_vector = {SEARCH_VECTOR_SQL} WHERE id IN (SELECT id FROM {table}"
+                " WHERE project_id = %s AND search_vector IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)",
+                [project_id, batch_size],
+            )
+            count = cursor.rowcount
+        indexed += count
+        if count < batch_size:
+            return indexed
+
+
+def _example_search_refresh(example_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Example._meta.db_table} SET search_vector = {SEARCH_VECTOR_SQL} WHERE id = %s", [example_id]
+            )
+
+
 # --- Editing examples ------------------------------------------------------------------------------------------
 
 EDITABLE_FIELDS = ("messages", "label", "tags", "metadata", "status")
@@ -310,11 +392,17 @@ def example_update(
     values = _example_clean(example.project, changes)
     with transaction.atomic():
         _revision_initial(example)
-        updated = Example.objects.filter(pk=example.pk, version=version).update(
-            **values, version=F("version") + 1, updated_at=timezone.now()
-        )
+        try:
+            with transaction.atomic():
+                updated = Example.objects.filter(pk=example.pk, version=version).update(
+                    **values, version=F("version") + 1, updated_at=timezone.now()
+                )
+        except IntegrityError:
+            raise ServiceError("these messages duplicate another example of the project.", field="messages")
         if not updated:
             raise VersionConflict(Example.objects.get(pk=example.pk))
+        if "messages" in values:
+            _example_search_refresh(example.pk)
         example.refresh_from_db()
         Revision.objects.create(
             example=example,
@@ -356,6 +444,8 @@ def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
     if "metadata" in changes:
         if not isinstance(changes["metadata"], dict):
             raise ServiceError("`metadata` must be an object.", field="metadata")
+        if formats.has_nul(changes["metadata"]):
+            raise ServiceError("`metadata` contains a NUL character.", field="metadata")
         values["metadata"] = changes["metadata"]
     if "status" in changes:
         if changes["status"] not in ReviewStatus.values:

@@ -212,3 +212,17 @@ def test_thousands_of_examples_in_one_request(project, lead_api):
     response = post_jsonl(lead_api, project.slug, body)
     assert response.json()["created"] == 5000
     assert Example.objects.filter(project=project, label="P1").count() == 1250
+
+
+def test_tricky_text_is_stored_exactly(project, lead_api):
+    content = 'C:\\new\\table\t"quoted"\r\nline 2 \\u0041 é 日本 🚀 \x7f'
+    metadata = {"path": "a\\b\tc\nd", "nested": {"list": ["\\", "\t"]}}
+    row = chat(content, label="P2", tags=["tab\there", "back\\slash"], metadata=metadata)
+    assert post_jsonl(lead_api, project.slug, jsonl([row])).status_code == 201
+    example = Example.objects.get()
+    assert example.messages[1]["content"] == content
+    assert (example.tags, example.metadata) == (["tab\there", "back\\slash"], metadata)
+    upload = SimpleUploadedFile("tab\tname.jsonl", jsonl([chat("x")]), content_type="application/octet-stream")
+    response = lead_api.post(f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart")
+    assert response.status_code == 201
+    assert Example.objects.get(messages__1__content="x").source == response.json()["source"]

@@ -50,6 +50,9 @@ def line(obj) -> bytes:
         (line({"messages": OK, "tags": "edge_case"}), "invalid_tags"),
         (line({"messages": [{"role": "user", "content": "x", "weight": 5}, *OK]}), "invalid_weight"),
         (line({"messages": OK, "id": {"nested": True}}), "invalid_id"),
+        (line({"messages": [{"role": "user", "content": "a\u0000b"}, *OK]}), "null_character"),
+        (line({"messages": OK, "metadata": {"k": ["\u0000"]}}), "null_character"),
+        (line({"messages": OK, "tags": ["a\u0000"]}), "null_character"),
     ],
 )
 def test_each_refusal_has_a_code_and_the_line_number(raw, code):
@@ -144,3 +147,11 @@ def test_export_line_round_trips_through_the_parser():
     result = parse(exported.strip())
     assert (result.messages, result.label, result.tags, result.metadata) == (OK, "P3", ["edge_case"], {"k": "v"})
     assert orjson.loads(formats.example_to_json_line(OK, "P3", [], {}, messages_only=True)) == {"messages": OK}
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 7, 64, 1 << 20])
+def test_reader_gives_the_same_lines_whatever_the_chunk_size(chunk_bytes):
+    long_line = b"x" * 40
+    body = formats.UTF8_BOM + b'{"a": 1}\n\n  \r\n' + long_line + b'\n{"b": 2}\r\n' + long_line + b"\n" + b'{"c": 3}'
+    lines = list(formats.read_lines(io.BytesIO(body), max_line_bytes=30, max_body_bytes=10**6, chunk_bytes=chunk_bytes))
+    assert lines == [(1, b'{"a": 1}'), (4, None), (5, b'{"b": 2}\r'), (6, None), (7, b'{"c": 3}')]

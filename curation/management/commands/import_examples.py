@@ -57,12 +57,12 @@ class Command(BaseCommand):
 
 
 class _Progress:
-    """A file wrapper that advances the progress bar as lines are read."""
+    """A file wrapper that advances the progress bar as the file is read."""
 
     def __init__(self, handle, bar):
         self._handle, self._bar = handle, bar
 
-    def readline(self, size=-1):
-        line = self._handle.readline(size)
-        self._bar.update(len(line))
-        return line
+    def read(self, size=-1):
+        chunk = self._handle.read(size)
+        self._bar.update(len(chunk))
+        return chunk

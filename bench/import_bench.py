@@ -1,0 +1,227 @@
+"""Import speed, measured side by side in one run (these machines are noisy, so ratios matter, not seconds).
+
+1. 100,000 generated examples (about 55 MB of JSONL) POSTed to the import API of a real gunicorn server on
+   PostgreSQL, against psycopg's binary COPY of the same rows into a bare table (parsing and hashing in Python
+   included): rows/s for both and their ratio. Goal: API >= 0.25 of COPY (stretch 0.5).
+2. 1,000 new rows imported into a project that holds 500,000 and into an empty one: the ratio of the times
+   (median of 3). Goal: under 1.5.
+3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB.
+
+Needs PostgreSQL (DATABASE_URL's server; default 127.0.0.1:5432, user postgres). Uses its own database,
+`fineline_bench`, created afresh. Run: `make bench` or `.venv/bin/python bench/import_bench.py [--rows N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+from curation import demo  # noqa: E402
+
+SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = "fineline_bench"
+
+
+def generate(path: Path, rows: int, seed: int) -> int:
+    """Write `rows` distinct tickets in the demo's style; returns the file size."""
+    rng = random.Random(seed)
+    products = list(demo.PRODUCTS)
+    with path.open("wb") as out:
+        for number in range(rows):
+            severity = rng.choices(list(demo.WEIGHTS), list(demo.WEIGHTS.values()))[0]
+            template, impact, action = rng.choice(demo.SCENARIOS[severity])
+            product = rng.choice(products)
+            slots = {
+                "p": product,
+                "c": rng.choice(demo.PRODUCTS[product]),
+                "n": rng.randint(2, 5000),
+                "r": rng.choice(demo.REGIONS),
+                "e": rng.choice(demo.ERRORS),
+                "k": rng.choice(demo.CUSTOMERS),
+                "t": rng.choice(demo.TEAMS),
+            }
+            ticket = demo._styled(template.format(**slots), rng.choice(demo.STYLES), rng)
+            row = {
+                "messages": [
+                    {"role": "system", "content": demo.SYSTEM_PROMPT},
+                    {"role": "user", "content": f"{ticket} (ref {seed}-{number})"},
+                    {"role": "assistant", "content": demo._answer(severity, impact.format(**slots),
+                                                                  action.format(**slots))},
+                ],
+                "label": severity,
+                "metadata": {"ticket_id": f"B{seed}-{number}", "channel": rng.choice(demo.CHANNELS)},
+            }
+            out.write(orjson.dumps(row) + b"\n")
+    return path.stat().st_size
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def post_file(port: int, token: str, slug: str, path: Path) -> tuple[float, dict]:
+    size = path.stat().st_size
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/x-ndjson", "Content-Length": str(size)}
+    with path.open("rb") as body:
+        start = time.perf_counter()
+        connection.request("POST", f"/api/v1/projects/{slug}/imports/?mode=partial", body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+    report = json.loads(payload)
+    if response.status != 201:
+        raise SystemExit(f"import failed: {response.status} {payload[:500]!r}")
+    return elapsed, report
+
+
+def copy_baseline(dsn: str, path: Path) -> tuple[float, int]:
+    """psycopg binary COPY of the same rows into a bare table: parse, hash, write. The ceiling we compare to."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy")
+        conn.execute(
+            "CREATE TABLE bench_copy (id bigserial primary key, messages jsonb, label text, tags jsonb,"
+            " metadata jsonb, content_hash text unique)"
+        )
+        start = time.perf_counter()
+        rows = 0
+        with conn.cursor() as cursor, path.open("rb") as source:
+            with cursor.copy(
+                "COPY bench_copy (messages, label, tags, metadata, content_hash) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["jsonb", "text", "jsonb", "jsonb", "text"])
+                for line in source:
+                    row = orjson.loads(line)
+                    messages = row["messages"]
+                    digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
+                    copy.write_row((Jsonb(messages), row.get("label", ""), Jsonb([]), Jsonb(row.get("metadata", {})),
+                                    digest))
+                    rows += 1
+        return time.perf_counter() - start, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the main import (default 100,000)")
+    parser.add_argument("--big", type=int, default=500_000, help="size of the large project (default 500,000)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DB_NAME}")
+    dsn = f"{SERVER}/{DB_NAME}"
+    env = {**os.environ, "DATABASE_URL": dsn, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DJANGO_DEBUG": "0",
+           "FINELINE_VAR_DIR": str(OUT / "var")}
+    python = sys.executable
+    manage = [python, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)
+    setup = (
+        "from django.contrib.auth.models import User; from curation import services;"
+        "u = User.objects.create_user('bench');"
+        "[services.project_create(creator=u, name=s, slug=s, labels=['P1','P2','P3','P4']) for s in "
+        "('main', 'big', 'empty')]"
+    )
+    subprocess.run([*manage, "shell", "-c", setup], env=env, check=True, cwd=ROOT)
+    token = subprocess.run([*manage, "create_api_token", "bench"], env=env, check=True, cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+
+    print(f"generating {args.rows:,} rows ...", flush=True)
+    main_file = OUT / "main.jsonl"
+    size = generate(main_file, args.rows, seed=1)
+    print(f"  {size / 1e6:.1f} MB", flush=True)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [python, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--timeout", "1800", "--log-level", "warning"],
+        env=env, cwd=ROOT,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        worker = children(server.pid)[0]
+
+        api_seconds, report = post_file(port, token, "main", main_file)
+        api_rate = report["created"] / api_seconds
+        peak_main = peak_rss_mb(worker)
+        copy_seconds, copy_rows = copy_baseline(dsn, main_file)
+        copy_rate = copy_rows / copy_seconds
+        print(f"API import : {report['created']:,} rows in {api_seconds:.2f} s = {api_rate:,.0f} rows/s", flush=True)
+        print(f"binary COPY: {copy_rows:,} rows in {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s", flush=True)
+        print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.25, stretch 0.5)", flush=True)
+        print(f"peak RSS of the server worker after the {args.rows:,}-row import: {peak_main:.0f} MB (goal < 300)",
+              flush=True)
+
+        print(f"filling the large project with {args.big:,} rows ...", flush=True)
+        chunk = 100_000
+        for part in range(0, args.big, chunk):
+            path = OUT / "big.jsonl"
+            generate(path, min(chunk, args.big - part), seed=100 + part // chunk)
+            post_file(port, token, "big", path)
+        small_times, big_times = [], []
+        for attempt in range(3):
+            path = OUT / f"thousand-{attempt}.jsonl"
+            generate(path, 1000, seed=9000 + attempt)
+            big_times.append(post_file(port, token, "big", path)[0])
+            small_times.append(post_file(port, token, "empty", path)[0])
+        big_t, small_t = statistics.median(big_times), statistics.median(small_times)
+        print(f"1,000 rows into a project of {args.big:,}: {big_t * 1000:.0f} ms; into an empty one: "
+              f"{small_t * 1000:.0f} ms; ratio {big_t / small_t:.2f} (goal < 1.5)", flush=True)
+        peak_all = peak_rss_mb(worker)
+        print(f"peak RSS of the server worker over the whole run: {peak_all:.0f} MB", flush=True)
+        results = {
+            "rows": args.rows, "file_mb": round(size / 1e6, 1),
+            "api_rows_per_s": round(api_rate), "copy_rows_per_s": round(copy_rate),
+            "api_over_copy": round(api_rate / copy_rate, 3),
+            "thousand_into_big_ms": round(big_t * 1000), "thousand_into_empty_ms": round(small_t * 1000),
+            "big_over_empty": round(big_t / small_t, 3), "big_rows": args.big,
+            "server_peak_rss_mb_main_import": round(peak_main), "server_peak_rss_mb_whole_run": round(peak_all),
+        }
+        (OUT / "import_bench.json").write_text(json.dumps(results, indent=2))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
