@@ -404,19 +404,25 @@ def example_update(
         if "messages" in values:
             _example_search_refresh(example.pk)
         example.refresh_from_db()
-        Revision.objects.create(
-            example=example,
-            version=example.version,
-            kind=kind,
-            author=user,
-            messages=example.messages,
-            label=example.label,
-            tags=example.tags,
-            metadata=example.metadata,
-            status=example.status,
-            comment=comment,
-        )
+        _revision_save(example, kind=kind, author=user, comment=comment)
     return example
+
+
+def _revision_save(example: Example, *, kind: str, author, comment: str = "", created_at=None) -> Revision:
+    """Keep the example's current state as a revision."""
+    return Revision.objects.create(
+        example=example,
+        version=example.version,
+        kind=kind,
+        author=author,
+        messages=example.messages,
+        label=example.label,
+        tags=example.tags,
+        metadata=example.metadata,
+        status=example.status,
+        comment=comment,
+        created_at=created_at or timezone.now(),
+    )
 
 
 def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
@@ -462,17 +468,6 @@ def _revision_initial(example: Example) -> None:
     author = original.import_job.created_by if original.import_job_id else None
     try:
         with transaction.atomic():
-            Revision.objects.create(
-                example=original,
-                version=original.version,
-                kind=Revision.Kind.IMPORT,
-                author=author,
-                messages=original.messages,
-                label=original.label,
-                tags=original.tags,
-                metadata=original.metadata,
-                status=original.status,
-                created_at=original.created_at,
-            )
+            _revision_save(original, kind=Revision.Kind.IMPORT, author=author, created_at=original.created_at)
     except IntegrityError:
         pass  # a concurrent first edit stored it already
