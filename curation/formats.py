@@ -428,3 +428,61 @@ def example_to_json_line(messages: Any, label: str, tags: list[str], metadata: d
         if metadata:
             row["metadata"] = metadata
     return orjson.dumps(row) + b"\n"
+
+
+def answer_violations(spec: dict | None, text: str) -> list[str]:
+    """What is wrong with an assistant answer under the project's output format spec, in words; [] if nothing.
+
+    regex: the whole answer must match; the first place where it stops matching is named by line and column
+    (found with partial matching, so "line 2, column 1" points at a misspelt IMPACT:). json_schema: the answer must
+    be JSON that the schema accepts; the failing path is named.
+    """
+    kind = (spec or {}).get("kind", "none")
+    if kind == "regex":
+        return _regex_violations(spec["pattern"], text)
+    if kind == "json_schema":
+        return _schema_violations(spec["schema"], text)
+    return []
+
+
+def _position(text: str, index: int) -> str:
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _regex_violations(pattern: str, text: str) -> list[str]:
+    import regex
+
+    compiled = regex.compile(pattern)
+    if compiled.fullmatch(text):
+        return []
+    if compiled.fullmatch(text, partial=True):
+        return [f"the answer stops too early: it matches the format up to its end ({_position(text, len(text))})."]
+    # The longest prefix that can still grow into a match: the answer goes wrong right after it.
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if compiled.fullmatch(text[:middle], partial=True):
+            low = middle
+        else:
+            high = middle - 1
+    line_start = text.rfind("\n", 0, low) + 1
+    line_end = text.find("\n", low)
+    line_text = text[line_start : line_end if line_end != -1 else len(text)]
+    return [f"{_position(text, low)} does not fit the format: {line_text!r}."]
+
+
+def _schema_violations(schema: dict, text: str) -> list[str]:
+    import jsonschema
+
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return [f"the answer is not valid JSON: {_DECODE_POSITION.sub('', str(error))}."]
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))[:5]:
+        where = "".join(f"[{part!r}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        problems.append(f"at ${where}: {error.message}")
+    return problems

@@ -17,12 +17,20 @@ class Project(models.Model):
     output_format = models.JSONField(
         default=dict, blank=True, help_text='{"kind": "none"|"regex"|"json_schema", ...}; checks assistant answers.'
     )
+    reviews_required = models.PositiveSmallIntegerField(
+        default=1, help_text="Independent reviews each example needs; with 2 or more, agreement is measured."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reviews_required__gte=1, reviews_required__lte=5), name="project_reviews_required_range"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -71,6 +79,13 @@ class Example(models.Model):
     content_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
     version = models.PositiveIntegerField(default=1)
+    # The review queue: who holds the example now, until when; how many reviews it has; whether they disagree.
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    locked_until = models.DateTimeField(null=True, blank=True)
+    review_count = models.PositiveSmallIntegerField(default=0, db_default=0)
+    disputed = models.BooleanField(default=False, db_default=False)
     # Provenance only: no index and no database-level constraint, which would cost every imported row a check.
     import_job = models.ForeignKey(
         "ImportJob",
@@ -98,10 +113,61 @@ class Example(models.Model):
             # The queue, the list and the stats filter by project and status or label and walk by id.
             models.Index(fields=["project", "status", "id"], name="example_project_status"),
             models.Index(fields=["project", "label", "id"], name="example_project_label"),
+            models.Index(fields=["locked_by"], condition=Q(locked_by__isnull=False), name="example_locked_by"),
         ]
 
     def __str__(self) -> str:
         return f"Example #{self.pk}"
+
+
+class Review(models.Model):
+    """One expert's decision on one example. An example may need several independent reviews."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approve"
+        REJECTED = "rejected", "Reject"
+        NEEDS_CHANGES = "needs_changes", "Needs changes"
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    label = models.CharField(max_length=100, blank=True, default="")
+    comment = models.TextField(blank=True)
+    example_version = models.PositiveIntegerField(help_text="The version of the example the decision was made on.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["example_id", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["example", "reviewer"], name="review_one_per_reviewer"),
+            models.CheckConstraint(
+                condition=Q(decision__in=["approved", "rejected", "needs_changes"]), name="review_decision_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["reviewer", "created_at"], name="review_reviewer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} on #{self.example_id}: {self.decision}"
+
+
+class Draft(models.Model):
+    """An edit in progress, kept on the server as the expert types, so that a closed tab loses nothing."""
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    base_version = models.PositiveIntegerField()
+    messages = models.JSONField()
+    label = models.CharField(max_length=100, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["example", "user"], name="draft_one_per_user")]
+
+    def __str__(self) -> str:
+        return f"Draft of #{self.example_id} by {self.user}"
 
 
 class Revision(models.Model):
@@ -111,6 +177,8 @@ class Revision(models.Model):
         IMPORT = "import", "Imported"
         EDIT = "edit", "Edited"
         RESTORE = "restore", "Restored"
+        REVIEW = "review", "Reviewed"
+        ADJUDICATE = "adjudicate", "Adjudicated"
 
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
+from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import BooleanField, Count, QuerySet
+from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import TruncHour
 from django.http import Http404
 
 from . import formats
-from .models import Example, ImportJob, Membership, Project
+from .models import Draft, Example, ImportJob, Membership, Project, Review, ReviewStatus, Revision
 
 
 def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -53,10 +58,12 @@ def project_label_counts(*, project: Project) -> dict[str, int]:
 
 
 def example_list(
-    *, project: Project, status: str = "", label: str = "", tag: str = "", q: str = ""
+    *, project: Project, status: str = "", label: str = "", tag: str = "", q: str = "", reviewer: str = ""
 ) -> QuerySet[Example]:
-    """A project's examples filtered by status, label, tag and free text (word search over every message)."""
+    """A project's examples filtered by status, label, tag, reviewer and free text (words in any message)."""
     examples = Example.objects.filter(project=project)
+    if reviewer:
+        examples = examples.filter(reviews__reviewer__username=reviewer)
     if status:
         examples = examples.filter(status=status)
     if label:
@@ -105,3 +112,177 @@ def example_export_lines(*, examples: QuerySet[Example], messages_only: bool = F
 
 def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
     return ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")
+
+
+# --- Review ---------------------------------------------------------------------------------------------------
+
+
+def review_progress(*, project: Project) -> dict[str, int]:
+    counts = project_status_counts(project=project)
+    total = sum(counts.values())
+    return {"total": total, "reviewed": total - counts.get(ReviewStatus.PENDING, 0), **counts}
+
+
+def draft_get(*, example: Example, user: AbstractBaseUser) -> Draft | None:
+    return Draft.objects.filter(example=example, user=user).first()
+
+
+def example_neighbour_reviewed(
+    *, project: Project, reviewer: AbstractBaseUser, before: Example | None
+) -> Example | None:
+    """The example this reviewer reviewed last before `before` (the "previous" key)."""
+    reviews = Review.objects.filter(example__project=project, reviewer=reviewer).order_by("-updated_at")
+    if before is not None:
+        reviews = reviews.exclude(example=before)
+        mine = Review.objects.filter(example=before, reviewer=reviewer).values_list("updated_at", flat=True).first()
+        if mine is not None:
+            reviews = reviews.filter(updated_at__lt=mine)
+    review = reviews.select_related("example").first()
+    return review.example if review else None
+
+
+@dataclass
+class RevisionView:
+    """A revision and what changed since the one before it."""
+
+    revision: Revision
+    changes: list[str]
+    diffs: list[tuple[str, list[tuple[str, str]]]]
+
+
+def example_history(*, example: Example) -> list[RevisionView]:
+    """Every saved state of the example, newest first, each with its diff against the previous state."""
+    revisions = list(Revision.objects.filter(example=example).select_related("author").order_by("version"))
+    views = []
+    previous = None
+    for revision in revisions:
+        changes, diffs = [], []
+        if previous is not None:
+            for field in ("status", "label"):
+                before, after = getattr(previous, field), getattr(revision, field)
+                if before != after:
+                    changes.append(f"{field}: {before or '(none)'} → {after or '(none)'}")
+            if previous.tags != revision.tags:
+                changes.append(f"tags: {', '.join(previous.tags) or '(none)'} → {', '.join(revision.tags) or '(none)'}")
+            diffs = _message_diffs(previous.messages, revision.messages)
+        views.append(RevisionView(revision, changes, diffs))
+        previous = revision
+    return views[::-1]
+
+
+def _message_diffs(before: list[dict], after: list[dict]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per changed turn: its role and the lines of a diff, each marked '+', '-' or ' '."""
+    diffs = []
+    for index in range(max(len(before), len(after))):
+        old = before[index] if index < len(before) else {"role": "", "content": ""}
+        new = after[index] if index < len(after) else {"role": "", "content": ""}
+        if old == new:
+            continue
+        lines = [
+            (line[0], line[2:])
+            for line in difflib.ndiff(old["content"].splitlines(), new["content"].splitlines())
+            if line[0] in "+- "
+        ]
+        diffs.append((new["role"] or old["role"], lines))
+    return diffs
+
+
+def disagreement_list(*, project: Project) -> QuerySet[Example]:
+    """Examples whose required reviews disagree, for the lead to settle."""
+    return (
+        Example.objects.filter(project=project, disputed=True)
+        .prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer")))
+        .order_by("id")
+    )
+
+
+def agreement(*, project: Project) -> dict[str, Any]:
+    """Inter-annotator agreement on the labels of examples reviewed more than once.
+
+    Two reviewers in all: Cohen's kappa. More: Krippendorff's alpha (nominal), which also copes with reviewers who
+    did not see every example. Per label, the same statistic on "this label or not". A rejected example counts as
+    the label "rejected", so disagreeing on whether to keep an example counts too.
+    """
+    rows = Review.objects.filter(example__project=project, example__review_count__gte=2).values_list(
+        "example_id", "reviewer_id", "decision", "label"
+    )
+    ratings: dict[int, dict[int, str]] = defaultdict(dict)
+    for example_id, reviewer_id, decision, label in rows:
+        ratings[example_id][reviewer_id] = label if decision == Review.Decision.APPROVED else decision
+    reviewers = sorted({reviewer for by in ratings.values() for reviewer in by})
+    result: dict[str, Any] = {"examples": len(ratings), "reviewers": len(reviewers), "overall": None, "per_label": {}}
+    if len(ratings) < 2 or len(reviewers) < 2:
+        result["method"] = None
+        return result
+    categories = sorted({value for by in ratings.values() for value in by.values()})
+    if len(reviewers) == 2:
+        result["method"] = "Cohen's kappa"
+        first, second = reviewers
+        pairs = [(by[first], by[second]) for by in ratings.values() if first in by and second in by]
+        result["overall"] = _kappa([a for a, _ in pairs], [b for _, b in pairs])
+        for category in categories:
+            result["per_label"][category] = _kappa([a == category for a, _ in pairs], [b == category for _, b in pairs])
+    else:
+        result["method"] = "Krippendorff's alpha"
+        index = {category: number for number, category in enumerate(categories)}
+        matrix = [[index[by[r]] if r in by else None for by in ratings.values()] for r in reviewers]
+        result["overall"] = _alpha(matrix)
+        for category in categories:
+            binary = [[None if v is None else float(v == index[category]) for v in row] for row in matrix]
+            result["per_label"][category] = _alpha(binary)
+    return result
+
+
+def _kappa(a: list, b: list) -> float | None:
+    from sklearn.metrics import cohen_kappa_score
+
+    if not a or (len(set(a)) == 1 and set(a) == set(b)):
+        return 1.0 if a else None  # perfect agreement on a single category: kappa is undefined, agreement is total
+    return round(float(cohen_kappa_score(a, b)), 3)
+
+
+def _alpha(matrix: list[list]) -> float | None:
+    import krippendorff
+    import numpy as np
+
+    data = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    values = data[~np.isnan(data)]
+    if values.size == 0:
+        return None
+    if len(np.unique(values)) == 1:
+        return 1.0
+    return round(float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")), 3)
+
+
+def expert_stats(*, project: Project) -> list[dict[str, Any]]:
+    """Per expert: reviews, reviews per active hour, and how often their call matched the example's final one."""
+    reviews = Review.objects.filter(example__project=project)
+    per_reviewer = (
+        reviews.values("reviewer__username")
+        .annotate(
+            reviews=Count("id"),
+            active_hours=Count(TruncHour("created_at"), distinct=True),
+            settled=Count(
+                "id",
+                filter=Q(example__review_count__gte=2, example__disputed=False)
+                & ~Q(example__status=ReviewStatus.PENDING),
+            ),
+            agreed=Count(
+                "id",
+                filter=Q(example__review_count__gte=2, example__disputed=False, decision=F("example__status"))
+                & (Q(label=F("example__label")) | ~Q(decision=Review.Decision.APPROVED)),
+            ),
+        )
+        .order_by("reviewer__username")
+    )
+    stats = []
+    for row in per_reviewer:
+        stats.append(
+            {
+                "username": row["reviewer__username"],
+                "reviews": row["reviews"],
+                "per_hour": round(row["reviews"] / row["active_hours"], 1) if row["active_hours"] else None,
+                "agreement": round(row["agreed"] / row["settled"], 3) if row["settled"] else None,
+            }
+        )
+    return stats

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -13,12 +14,12 @@ import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
 from . import formats
-from .models import Example, ImportJob, Membership, Project, ReviewStatus, Revision
+from .models import Draft, Example, ImportJob, Membership, Project, Review, ReviewStatus, Revision
 
 OUTPUT_FORMAT_KINDS = ("none", "regex", "json_schema")
 
@@ -30,6 +31,14 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class ExampleLocked(Exception):
+    """Another expert holds the example right now."""
+
+    def __init__(self, example: Example):
+        super().__init__(f"Example #{example.pk} is being reviewed by {example.locked_by} right now.")
+        self.example = example
 
 
 class VersionConflict(Exception):
@@ -106,6 +115,9 @@ def _project_assign(project: Project, fields: dict[str, Any]) -> None:
             value = labels_clean(value)
         elif key == "output_format":
             value = output_format_clean(value)
+        elif key == "reviews_required":
+            if not isinstance(value, int) or not 1 <= value <= 5:
+                raise ServiceError("`reviews_required` must be a whole number from 1 to 5.", field=key)
         elif key not in {"name", "task_description", "system_prompt"}:
             raise ServiceError(f"unknown project field {key!r}.", field=key)
         setattr(project, key, value)
@@ -289,9 +301,7 @@ def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSi
 
 def _copy_text(value: str) -> bytes:
     """A text value escaped for COPY's text format."""
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").encode()
-    )
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").encode()
 
 
 def _analyze_after_bulk_import(created: int) -> None:
@@ -471,3 +481,211 @@ def _revision_initial(example: Example) -> None:
             _revision_save(original, kind=Revision.Kind.IMPORT, author=author, created_at=original.created_at)
     except IntegrityError:
         pass  # a concurrent first edit stored it already
+
+
+# --- Review -------------------------------------------------------------------------------------------------------
+
+
+def _lock_until():
+    return timezone.now() + timedelta(seconds=settings.FINELINE_REVIEW_LOCK_SECONDS)
+
+
+def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id: int | None = None) -> Example | None:
+    """Claim the next example for this reviewer alone; release what they held before.
+
+    The next example still needs a review, is not held by anyone else (a lock from a closed tab counts as free once
+    it has expired) and has not been reviewed by this reviewer. Rows another request is claiming at this very
+    moment are skipped (SKIP LOCKED), so two experts asking at once never get the same example. `after_id` skips
+    ahead (the "next" key), wrapping around to the start.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        Example.objects.filter(locked_by=reviewer, project=project).update(locked_by=None, locked_until=None)
+        candidates = (
+            Example.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
+            .filter(review_count__lt=project.reviews_required)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+            .exclude(reviews__reviewer=reviewer)
+            .order_by("id")
+        )
+        example = None
+        if after_id is not None:
+            example = candidates.filter(id__gt=after_id).first()
+        if example is None:
+            example = candidates.first()
+        if example is not None:
+            example.locked_by, example.locked_until = reviewer, _lock_until()
+            Example.objects.filter(pk=example.pk).update(locked_by=reviewer, locked_until=example.locked_until)
+    return example
+
+
+def review_lock_claim(*, example: Example, reviewer: AbstractBaseUser) -> bool:
+    """Hold (or keep holding) an example opened directly; False when another expert holds it."""
+    now = timezone.now()
+    until = _lock_until()
+    claimed = (
+        Example.objects.filter(pk=example.pk)
+        .filter(Q(locked_by__isnull=True) | Q(locked_by=reviewer) | Q(locked_until__lt=now))
+        .update(locked_by=reviewer, locked_until=until)
+    )
+    if claimed:
+        example.locked_by, example.locked_until = reviewer, until
+    else:
+        example.refresh_from_db(fields=["locked_by", "locked_until"])
+    return bool(claimed)
+
+
+def review_lock_release(*, example: Example, reviewer: AbstractBaseUser) -> None:
+    Example.objects.filter(pk=example.pk, locked_by=reviewer).update(locked_by=None, locked_until=None)
+
+
+def example_review(
+    *,
+    example: Example,
+    reviewer: AbstractBaseUser,
+    version: int,
+    decision: str,
+    label: str = "",
+    messages: list | None = None,
+    tags: list | None = None,
+    comment: str = "",
+) -> Example:
+    """Record an expert's review, with any edit to the conversation, label or tags, in one step.
+
+    The decision is made on `version`: if the example changed since, VersionConflict (nothing is written). With one
+    review required the decision sets the example's status and label; with more, the example is settled once the
+    required reviews agree, and marked disputed (for the lead) when they do not.
+    """
+    if decision not in Review.Decision.values:
+        raise ServiceError(f"`decision` must be one of {', '.join(Review.Decision.values)}.", field="decision")
+    project = example.project
+    if decision == Review.Decision.APPROVED and project.labels and not (label or "").strip():
+        raise ServiceError("choose a label before approving.", field="label")
+    with transaction.atomic():
+        current = Example.objects.select_for_update(of=("self",)).select_related("locked_by").get(pk=example.pk)
+        if current.locked_by_id not in (None, reviewer.pk) and current.locked_until > timezone.now():
+            raise ExampleLocked(current)
+        if current.version != version:
+            raise VersionConflict(current)
+        changes: dict[str, Any] = {}
+        if messages is not None and messages != current.messages:
+            changes["messages"] = messages
+        if tags is not None and tags != current.tags:
+            changes["tags"] = tags
+        if project.reviews_required == 1:
+            changes["status"] = decision
+            if label:
+                changes["label"] = label
+        if changes:
+            current = example_update(
+                example=current,
+                user=reviewer,
+                version=version,
+                changes=changes,
+                comment=comment,
+                kind=Revision.Kind.REVIEW,
+            )
+        label = formats.label_clean(label, frozenset(project.labels)) if label else ""
+        Review.objects.update_or_create(
+            example=current,
+            reviewer=reviewer,
+            defaults={"decision": decision, "label": label, "comment": comment, "example_version": current.version},
+        )
+        reviews = list(Review.objects.filter(example=current).values_list("decision", "label"))
+        settled = {"review_count": len(reviews), "locked_by": None, "locked_until": None, "disputed": False}
+        if project.reviews_required > 1 and len(reviews) >= project.reviews_required:
+            if len(set(reviews)) == 1:
+                current = example_update(
+                    example=current,
+                    user=reviewer,
+                    version=current.version,
+                    changes={"status": decision, "label": label},
+                    comment="The required reviews agree.",
+                    kind=Revision.Kind.REVIEW,
+                )
+            else:
+                settled["disputed"] = True
+        Example.objects.filter(pk=current.pk).update(**settled)
+        Draft.objects.filter(example=current, user=reviewer).delete()
+        current.refresh_from_db()
+    return current
+
+
+def example_adjudicate(
+    *, example: Example, lead: AbstractBaseUser, version: int, decision: str, label: str, comment: str = ""
+) -> Example:
+    """The lead settles a disputed example: the final status and label."""
+    if decision not in Review.Decision.values:
+        raise ServiceError(f"`decision` must be one of {', '.join(Review.Decision.values)}.", field="decision")
+    with transaction.atomic():
+        example = example_update(
+            example=example,
+            user=lead,
+            version=version,
+            changes={"status": decision, "label": label},
+            comment=comment or "Adjudicated by the lead.",
+            kind=Revision.Kind.ADJUDICATE,
+        )
+        Example.objects.filter(pk=example.pk).update(disputed=False)
+        example.disputed = False
+    return example
+
+
+def example_restore(*, example: Example, user: AbstractBaseUser, revision: Revision, version: int) -> Example:
+    """Bring back an older state of the example as a new revision (history is never rewritten)."""
+    if revision.example_id != example.pk:
+        raise ServiceError("that revision belongs to another example.")
+    changes = {
+        "messages": revision.messages,
+        "label": revision.label,
+        "tags": revision.tags,
+        "metadata": revision.metadata,
+        "status": revision.status,
+    }
+    current = {key: getattr(example, key) for key in changes}
+    changes = {key: value for key, value in changes.items() if current[key] != value}
+    if not changes:
+        raise ServiceError(f"the example already matches version {revision.version}.")
+    return example_update(
+        example=example,
+        user=user,
+        version=version,
+        changes=changes,
+        comment=f"Restored version {revision.version}.",
+        kind=Revision.Kind.RESTORE,
+    )
+
+
+def draft_save(
+    *,
+    example: Example,
+    user: AbstractBaseUser,
+    base_version: int,
+    messages: Any,
+    label: str = "",
+    tags: list | None = None,
+    comment: str = "",
+) -> Draft:
+    """Keep an edit in progress (it may be unfinished: only its shape is checked) and extend the reviewer's lock."""
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    ):
+        raise ServiceError("a draft's messages must be a list of {role, content} strings.", field="messages")
+    draft, _ = Draft.objects.update_or_create(
+        example=example,
+        user=user,
+        defaults={
+            "base_version": base_version,
+            "messages": messages,
+            "label": label or "",
+            "tags": tags or [],
+            "comment": comment or "",
+        },
+    )
+    review_lock_claim(example=example, reviewer=user)
+    return draft
+
+
+def draft_discard(*, example: Example, user: AbstractBaseUser) -> None:
+    Draft.objects.filter(example=example, user=user).delete()

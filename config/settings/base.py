@@ -174,6 +174,8 @@ FINELINE_IMPORT_MAX_LINE_BYTES = int(os.environ.get("FINELINE_IMPORT_MAX_LINE_BY
 FINELINE_IMPORT_MAX_TOKENS = int(os.environ.get("FINELINE_IMPORT_MAX_TOKENS", 32768))
 FINELINE_IMPORT_MAX_DEPTH = int(os.environ.get("FINELINE_IMPORT_MAX_DEPTH", 32))
 FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_REPORTED_ERRORS", 1000))
+# How long an expert holds the example they opened; a lock left by a closed tab is reclaimed after it.
+FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
 # Files bigger than this spill to disk during a multipart upload instead of staying in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

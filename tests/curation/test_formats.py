@@ -155,3 +155,29 @@ def test_reader_gives_the_same_lines_whatever_the_chunk_size(chunk_bytes):
     body = formats.UTF8_BOM + b'{"a": 1}\n\n  \r\n' + long_line + b'\n{"b": 2}\r\n' + long_line + b"\n" + b'{"c": 3}'
     lines = list(formats.read_lines(io.BytesIO(body), max_line_bytes=30, max_body_bytes=10**6, chunk_bytes=chunk_bytes))
     assert lines == [(1, b'{"a": 1}'), (4, None), (5, b'{"b": 2}\r'), (6, None), (7, b'{"c": 3}')]
+
+
+SPEC = {"kind": "regex", "pattern": r"SEVERITY: P[1-4]\nIMPACT: [^\n]+\nACTION: [^\n]+"}
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("SEVERITY: P1\nIMPACT: down\nACTION: page", []),
+        ("SEVERITY: P1\nIMPCT: down\nACTION: page", ["line 2, column 4 does not fit the format: 'IMPCT: down'."]),
+        ("SEVERITY: P7\nIMPACT: x\nACTION: y", ["line 1, column 12 does not fit the format: 'SEVERITY: P7'."]),
+        ("SEVERITY: P1\nIMPACT: down", ["the answer stops too early: it matches the format up to its end (line 2, "
+                                        "column 13)."]),
+    ],
+)
+def test_answer_violations_are_named_by_line_and_column(answer, expected):
+    assert formats.answer_violations(SPEC, answer) == expected
+
+
+def test_answer_violations_for_json_schema_and_none():
+    schema = {"kind": "json_schema", "schema": {"type": "object", "required": ["severity"],
+                                                  "properties": {"severity": {"enum": ["P1", "P2"]}}}}
+    assert formats.answer_violations(schema, '{"severity": "P1"}') == []
+    assert formats.answer_violations(schema, '{"severity": "P9"}') == ["at $.severity: 'P9' is not one of ['P1', 'P2']"]
+    assert formats.answer_violations(schema, "{oops")[0].startswith("the answer is not valid JSON")
+    assert formats.answer_violations({"kind": "none"}, "anything") == []

@@ -1,0 +1,191 @@
+"""The review queue, reviews, multi-review agreement, drafts and restores (services and selectors)."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from curation import selectors, services
+from curation.models import Draft, Example, Review, Revision
+
+from ..helpers import chat, jsonl, post_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def examples(project, lead_api):
+    rows = [chat(f"ticket {i}", label="P4") for i in range(6)]
+    assert post_jsonl(lead_api, project.slug, jsonl(rows)).status_code == 201
+    return list(Example.objects.filter(project=project).order_by("id"))
+
+
+@pytest.fixture
+def second_expert(project, make_user):
+    user = make_user("alex")
+    services.membership_set(project=project, user=user, role="expert")
+    return user
+
+
+def review(example, user, decision="approved", label="P2", **extra):
+    example.refresh_from_db()
+    return services.example_review(
+        example=example, reviewer=user, version=example.version, decision=decision, label=label, **extra
+    )
+
+
+def test_two_experts_get_different_examples_and_locks_expire(project, examples, expert, second_expert):
+    first = services.review_queue_next(project=project, reviewer=expert)
+    second = services.review_queue_next(project=project, reviewer=second_expert)
+    assert (first.pk, second.pk) == (examples[0].pk, examples[1].pk)
+    assert services.review_lock_claim(example=first, reviewer=second_expert) is False
+    # A closed tab's lock is reclaimed once it expires.
+    Example.objects.filter(pk=first.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert services.review_queue_next(project=project, reviewer=second_expert).pk == first.pk
+
+
+def test_asking_again_releases_the_previous_lock_and_next_skips_ahead(project, examples, expert):
+    first = services.review_queue_next(project=project, reviewer=expert)
+    skipped = services.review_queue_next(project=project, reviewer=expert, after_id=first.pk)
+    assert skipped.pk == examples[1].pk
+    assert Example.objects.filter(locked_by=expert).count() == 1
+    wrapped = services.review_queue_next(project=project, reviewer=expert, after_id=examples[-1].pk)
+    assert wrapped.pk == examples[0].pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_next_never_gives_one_example_to_two_experts(project, examples, expert, make_user):
+    experts = [expert] + [make_user(f"expert{i}") for i in range(4)]
+    for user in experts[1:]:
+        services.membership_set(project=project, user=user, role="expert")
+    barrier = threading.Barrier(len(experts))
+    claimed = {}
+
+    def ask(user):
+        try:
+            barrier.wait()
+            claimed[user.username] = services.review_queue_next(project=project, reviewer=user).pk
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in experts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == 5 and len(set(claimed.values())) == 5
+
+
+def test_a_review_sets_status_and_label_keeps_history_and_frees_the_example(project, examples, expert):
+    example = services.review_queue_next(project=project, reviewer=expert)
+    messages = [dict(m) for m in example.messages]
+    messages[-1]["content"] = "SEVERITY: P2\nIMPACT: Team blocked\nACTION: Escalate"
+    services.draft_save(example=example, user=expert, base_version=1, messages=messages, label="P2")
+    done = review(example, expert, messages=messages, tags=["edge_case"], comment="fixed the answer")
+    assert (done.status, done.label, done.tags, done.version) == ("approved", "P2", ["edge_case"], 2)
+    assert done.messages[-1]["content"].startswith("SEVERITY: P2")
+    assert (done.locked_by, done.review_count) == (None, 1)
+    assert not Draft.objects.exists()
+    assert [(r.version, r.kind) for r in Revision.objects.filter(example=done)] == [(1, "import"), (2, "review")]
+    assert services.review_queue_next(project=project, reviewer=expert).pk != done.pk
+
+
+def test_a_stale_review_is_refused_and_writes_nothing(project, examples, expert, lead):
+    example = examples[0]
+    services.example_update(example=example, user=lead, version=1, changes={"label": "P1"})
+    with pytest.raises(services.VersionConflict) as conflict:
+        services.example_review(example=example, reviewer=expert, version=1, decision="approved", label="P3")
+    assert conflict.value.current.label == "P1"
+    assert not Review.objects.exists()
+    example.refresh_from_db()
+    assert (example.status, example.label) == ("pending", "P1")
+
+
+def test_an_example_held_by_another_expert_cannot_be_reviewed(project, examples, expert, second_expert):
+    example = services.review_queue_next(project=project, reviewer=second_expert)
+    with pytest.raises(services.ExampleLocked):
+        review(example, expert)
+
+
+def test_approving_needs_a_label_when_the_project_has_labels(project, examples, expert):
+    with pytest.raises(services.ServiceError):
+        review(examples[0], expert, label="")
+    assert review(examples[0], expert, decision="rejected", label="").status == "rejected"
+
+
+def test_two_reviews_that_agree_settle_the_example(project, examples, expert, second_expert):
+    services.project_update(project=project, reviews_required=2)
+    example = examples[0]
+    assert review(example, expert).status == "pending"  # one of two
+    assert services.review_queue_next(project=project, reviewer=expert).pk != example.pk
+    assert services.review_queue_next(project=project, reviewer=second_expert).pk == example.pk
+    done = review(example, second_expert)
+    assert (done.status, done.label, done.disputed, done.review_count) == ("approved", "P2", False, 2)
+
+
+def test_two_reviews_that_disagree_go_to_the_lead(project, examples, expert, second_expert, lead):
+    services.project_update(project=project, reviews_required=2)
+    example = examples[0]
+    review(example, expert, label="P2")
+    disputed = review(example, second_expert, label="P3")
+    assert (disputed.status, disputed.disputed) == ("pending", True)
+    assert [e.pk for e in selectors.disagreement_list(project=project)] == [example.pk]
+    assert services.review_queue_next(project=project, reviewer=lead).pk != example.pk
+    settled = services.example_adjudicate(
+        example=disputed, lead=lead, version=disputed.version, decision="approved", label="P3"
+    )
+    assert (settled.status, settled.label, settled.disputed) == ("approved", "P3", False)
+    assert not selectors.disagreement_list(project=project).exists()
+
+
+def test_agreement_is_cohens_kappa_for_two_and_krippendorffs_alpha_for_more(
+    project, examples, expert, second_expert, make_user
+):
+    services.project_update(project=project, reviews_required=2)
+    labels_a = ["P1", "P2", "P3", "P4", "P1", "P2"]
+    labels_b = ["P1", "P2", "P3", "P4", "P2", "P2"]
+    for example, a, b in zip(examples, labels_a, labels_b, strict=True):
+        review(example, expert, label=a)
+        review(example, second_expert, label=b)
+    result = selectors.agreement(project=project)
+    assert result["method"] == "Cohen's kappa" and result["examples"] == 6
+    assert 0.5 < result["overall"] < 1
+    assert result["per_label"]["P3"] == 1.0 and result["per_label"]["P1"] < 1
+
+    third = make_user("sam")
+    services.membership_set(project=project, user=third, role="expert")
+    services.project_update(project=project, reviews_required=3)
+    Example.objects.filter(pk=examples[0].pk).update(disputed=False)
+    review(examples[0], third, label="P1")
+    result = selectors.agreement(project=project)
+    assert result["method"] == "Krippendorff's alpha" and result["reviewers"] == 3
+    assert -1 <= result["overall"] <= 1
+
+
+def test_expert_stats(project, examples, expert, second_expert):
+    services.project_update(project=project, reviews_required=2)
+    for example in examples[:2]:
+        review(example, expert, label="P2")
+        review(example, second_expert, label="P2" if example is examples[0] else "P3")
+    stats = {row["username"]: row for row in selectors.expert_stats(project=project)}
+    assert stats["maria"]["reviews"] == 2 and stats["maria"]["per_hour"] == 2.0
+    assert stats["maria"]["agreement"] == 1.0  # the disputed one is not settled yet
+
+
+def test_history_shows_diffs_and_restore_brings_back_an_old_version(project, examples, expert):
+    example = examples[0]
+    messages = [dict(m) for m in example.messages]
+    messages[-1]["content"] = "SEVERITY: P1\nIMPACT: everything\nACTION: page on-call"
+    services.example_update(example=example, user=expert, version=1, changes={"messages": messages, "label": "P1"})
+    history = selectors.example_history(example=example)
+    assert [view.revision.version for view in history] == [2, 1]
+    assert "label: P4 → P1" in history[0].changes
+    role, lines = history[0].diffs[0]
+    assert role == "assistant" and ("+", "SEVERITY: P1") in lines and ("-", "SEVERITY: P4") in lines
+    example.refresh_from_db()
+    original = Revision.objects.get(example=example, version=1)
+    restored = services.example_restore(example=example, user=expert, revision=original, version=2)
+    assert (restored.version, restored.label, restored.messages) == (3, "P4", original.messages)
+    assert Revision.objects.get(example=example, version=3).kind == "restore"
