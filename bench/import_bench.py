@@ -63,8 +63,10 @@ def generate(path: Path, rows: int, seed: int) -> int:
                 "messages": [
                     {"role": "system", "content": demo.SYSTEM_PROMPT},
                     {"role": "user", "content": f"{ticket} (ref {seed}-{number})"},
-                    {"role": "assistant", "content": demo._answer(severity, impact.format(**slots),
-                                                                  action.format(**slots))},
+                    {
+                        "role": "assistant",
+                        "content": demo._answer(severity, impact.format(**slots), action.format(**slots)),
+                    },
                 ],
                 "label": severity,
                 "metadata": {"ticket_id": f"B{seed}-{number}", "channel": rng.choice(demo.CHANNELS)},
@@ -129,8 +131,9 @@ def copy_baseline(dsn: str, path: Path) -> tuple[float, int]:
                     row = orjson.loads(line)
                     messages = row["messages"]
                     digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
-                    copy.write_row((Jsonb(messages), row.get("label", ""), Jsonb([]), Jsonb(row.get("metadata", {})),
-                                    digest))
+                    copy.write_row(
+                        (Jsonb(messages), row.get("label", ""), Jsonb([]), Jsonb(row.get("metadata", {})), digest)
+                    )
                     rows += 1
         return time.perf_counter() - start, rows
 
@@ -146,8 +149,13 @@ def main() -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DB_NAME}")
     dsn = f"{SERVER}/{DB_NAME}"
-    env = {**os.environ, "DATABASE_URL": dsn, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DJANGO_DEBUG": "0",
-           "FINELINE_VAR_DIR": str(OUT / "var")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_DEBUG": "0",
+        "FINELINE_VAR_DIR": str(OUT / "var"),
+    }
     python = sys.executable
     manage = [python, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)
@@ -158,8 +166,9 @@ def main() -> None:
         "('main', 'big', 'empty')]"
     )
     subprocess.run([*manage, "shell", "-c", setup], env=env, check=True, cwd=ROOT)
-    token = subprocess.run([*manage, "create_api_token", "bench"], env=env, check=True, cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    token = subprocess.run(
+        [*manage, "create_api_token", "bench"], env=env, check=True, cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
 
     print(f"generating {args.rows:,} rows ...", flush=True)
     main_file = OUT / "main.jsonl"
@@ -168,9 +177,22 @@ def main() -> None:
 
     port = free_port()
     server = subprocess.Popen(
-        [python, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--timeout", "1800", "--log-level", "warning"],
-        env=env, cwd=ROOT,
+        [
+            python,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "1800",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     try:
         for _ in range(100):
@@ -189,8 +211,10 @@ def main() -> None:
         print(f"API import : {report['created']:,} rows in {api_seconds:.2f} s = {api_rate:,.0f} rows/s", flush=True)
         print(f"binary COPY: {copy_rows:,} rows in {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s", flush=True)
         print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.25, stretch 0.5)", flush=True)
-        print(f"peak RSS of the server worker after the {args.rows:,}-row import: {peak_main:.0f} MB (goal < 300)",
-              flush=True)
+        print(
+            f"peak RSS of the server worker after the {args.rows:,}-row import: {peak_main:.0f} MB (goal < 300)",
+            flush=True,
+        )
 
         print(f"filling the large project with {args.big:,} rows ...", flush=True)
         chunk = 100_000
@@ -205,17 +229,25 @@ def main() -> None:
             big_times.append(post_file(port, token, "big", path)[0])
             small_times.append(post_file(port, token, "empty", path)[0])
         big_t, small_t = statistics.median(big_times), statistics.median(small_times)
-        print(f"1,000 rows into a project of {args.big:,}: {big_t * 1000:.0f} ms; into an empty one: "
-              f"{small_t * 1000:.0f} ms; ratio {big_t / small_t:.2f} (goal < 1.5)", flush=True)
+        print(
+            f"1,000 rows into a project of {args.big:,}: {big_t * 1000:.0f} ms; into an empty one: "
+            f"{small_t * 1000:.0f} ms; ratio {big_t / small_t:.2f} (goal < 1.5)",
+            flush=True,
+        )
         peak_all = peak_rss_mb(worker)
         print(f"peak RSS of the server worker over the whole run: {peak_all:.0f} MB", flush=True)
         results = {
-            "rows": args.rows, "file_mb": round(size / 1e6, 1),
-            "api_rows_per_s": round(api_rate), "copy_rows_per_s": round(copy_rate),
+            "rows": args.rows,
+            "file_mb": round(size / 1e6, 1),
+            "api_rows_per_s": round(api_rate),
+            "copy_rows_per_s": round(copy_rate),
             "api_over_copy": round(api_rate / copy_rate, 3),
-            "thousand_into_big_ms": round(big_t * 1000), "thousand_into_empty_ms": round(small_t * 1000),
-            "big_over_empty": round(big_t / small_t, 3), "big_rows": args.big,
-            "server_peak_rss_mb_main_import": round(peak_main), "server_peak_rss_mb_whole_run": round(peak_all),
+            "thousand_into_big_ms": round(big_t * 1000),
+            "thousand_into_empty_ms": round(small_t * 1000),
+            "big_over_empty": round(big_t / small_t, 3),
+            "big_rows": args.big,
+            "server_peak_rss_mb_main_import": round(peak_main),
+            "server_peak_rss_mb_whole_run": round(peak_all),
         }
         (OUT / "import_bench.json").write_text(json.dumps(results, indent=2))
     finally:

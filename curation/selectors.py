@@ -127,7 +127,7 @@ def draft_get(*, example: Example, user: AbstractBaseUser) -> Draft | None:
     return Draft.objects.filter(example=example, user=user).first()
 
 
-def example_neighbour_reviewed(
+def example_previous_reviewed(
     *, project: Project, reviewer: AbstractBaseUser, before: Example | None
 ) -> Example | None:
     """The example this reviewer reviewed last before `before` (the "previous" key)."""

@@ -1,34 +1,336 @@
-"""Browser pages of the curation app."""
+"""Browser pages of the curation app: the projects, the review queue, the example list, history, disagreements.
 
+One URL serves the full page or, for htmx, the fragment that changes (templates/curation/htmx/).
+"""
+
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from . import selectors
-from .models import ReviewStatus
+from . import formats, selectors, services
+from .models import Membership, Review, ReviewStatus, Revision
+
+PAGE_SIZE = 50
 
 
 @login_required
+@require_GET
 def project_list(request):
     projects = list(selectors.project_list(user=request.user))
     roles = dict(request.user.memberships.values_list("project_id", "role"))
     for project in projects:
         project.role = "admin" if request.user.is_superuser else roles.get(project.pk)
-        counts = selectors.project_status_counts(project=project)
-        project.total = sum(counts.values())
-        project.reviewed = project.total - counts.get(ReviewStatus.PENDING, 0)
+        project.progress = selectors.review_progress(project=project)
     return render(request, "curation/project_list.html", {"projects": projects})
 
 
 @login_required
+@require_GET
 def project_detail(request, slug: str):
     project = selectors.project_get(user=request.user, slug=slug)
-    status_counts = selectors.project_status_counts(project=project)
-    label_counts = selectors.project_label_counts(project=project)
+    progress = selectors.review_progress(project=project)
     context = {
         "project": project,
-        "total": sum(status_counts.values()),
-        "statuses": [(choice.label, status_counts.get(choice.value, 0)) for choice in ReviewStatus],
-        "labels": [(label or "(none)", count) for label, count in sorted(label_counts.items())],
+        "is_lead": project.user_role == Membership.Role.LEAD,
+        "progress": progress,
+        "statuses": [(choice, progress.get(choice.value, 0)) for choice in ReviewStatus],
+        "labels": sorted(selectors.project_label_counts(project=project).items()),
         "imports": selectors.import_job_list(project=project)[:10],
+        "experts": selectors.expert_stats(project=project),
+        "agreement": selectors.agreement(project=project) if project.reviews_required > 1 else None,
+        "disputed": selectors.disagreement_list(project=project).count(),
     }
     return render(request, "curation/project_detail.html", context)
+
+
+@login_required
+@require_POST
+def project_settings(request, slug: str):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    try:
+        services.project_update(project=project, reviews_required=int(request.POST.get("reviews_required", "")))
+        flash.success(request, f"Saved: each example now needs {project.reviews_required} review(s).")
+    except (ValueError, services.ServiceError):
+        flash.error(request, "Reviews required must be a whole number from 1 to 5.")
+    return redirect("curation:project_detail", slug=slug)
+
+
+# --- Review ----------------------------------------------------------------------------------------------------
+
+
+def _review_context(request, project, example, *, held: bool, mine: dict | None = None, error: str = "", **extra):
+    """What the review panel shows: the example (or the user's unsaved version of it), lock, draft and format."""
+    draft = selectors.draft_get(example=example, user=request.user) if held and mine is None else None
+    source = mine or (
+        {"messages": draft.messages, "label": draft.label, "tags": draft.tags, "comment": draft.comment}
+        if draft
+        else {"messages": example.messages, "label": example.label, "tags": example.tags, "comment": ""}
+    )
+    answer = next((m["content"] for m in reversed(source["messages"]) if m["role"] == "assistant"), "")
+    return {
+        "project": project,
+        "example": example,
+        "held": held,
+        "draft": draft,
+        "form": source,
+        "turns": list(enumerate(source["messages"])),
+        "other_tags": ", ".join(tag for tag in source["tags"] if tag != "edge_case"),
+        "violations": formats.answer_violations(project.output_format, answer),
+        "progress": selectors.review_progress(project=project),
+        "previous": selectors.example_previous_reviewed(project=project, reviewer=request.user, before=example),
+        "my_review": Review.objects.filter(example=example, reviewer=request.user).first(),
+        "revision_count": Revision.objects.filter(example=example).count(),
+        "error": error,
+        **extra,
+    }
+
+
+def _panel(request, context, *, status: int = 200, push: bool = True):
+    template = "curation/htmx/review_panel.html" if request.htmx else "curation/review.html"
+    response = render(request, template, context, status=status)
+    if request.htmx and push and context.get("example"):
+        response["HX-Push-Url"] = reverse(
+            "curation:review_example", kwargs={"slug": context["project"].slug, "pk": context["example"].pk}
+        )
+    return response
+
+
+@login_required
+@require_GET
+def review_next(request, slug: str):
+    """Claim the next example for this expert and show it (the queue's entry point and its "next" key)."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    after = request.GET.get("after")
+    example = services.review_queue_next(
+        project=project, reviewer=request.user, after_id=int(after) if after and after.isdigit() else None
+    )
+    if example is None:
+        template = "curation/htmx/queue_empty.html" if request.htmx else "curation/review_empty.html"
+        context = {"project": project, "progress": selectors.review_progress(project=project)}
+        return render(request, template, context)
+    return _panel(request, _review_context(request, project, example, held=True))
+
+
+@login_required
+@require_GET
+def review_example(request, slug: str, pk: int):
+    """One example in the review panel; held for this expert unless a colleague holds it (then read-only)."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    held = services.review_lock_claim(example=example, reviewer=request.user)
+    return _panel(request, _review_context(request, project, example, held=held), push=False)
+
+
+def _submitted(request, example) -> dict:
+    """The expert's version of the example, as the review form sent it."""
+    messages = []
+    index = 0
+    while f"role_{index}" in request.POST:
+        messages.append({"role": request.POST[f"role_{index}"], "content": request.POST.get(f"content_{index}", "")})
+        index += 1
+    tags = [tag.strip() for tag in request.POST.get("tags", "").split(",") if tag.strip()]
+    if request.POST.get("edge_case"):
+        tags.insert(0, "edge_case")
+    return {
+        "messages": messages or example.messages,
+        "label": request.POST.get("label", ""),
+        "tags": list(dict.fromkeys(tags)),
+        "comment": request.POST.get("comment", ""),
+    }
+
+
+@login_required
+@require_POST
+def review_submit(request, slug: str, pk: int):
+    """Approve, reject or ask for changes, with the edits; then the next example slides in."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    mine = _submitted(request, example)
+    try:
+        version = int(request.POST.get("version", ""))
+    except ValueError:
+        return HttpResponse("The form lost its version; reload the page.", status=400)
+    try:
+        services.example_review(
+            example=example,
+            reviewer=request.user,
+            version=version,
+            decision=request.POST.get("decision", ""),
+            label=mine["label"],
+            messages=mine["messages"],
+            tags=mine["tags"],
+            comment=mine["comment"],
+        )
+    except services.VersionConflict as conflict:
+        return _conflict(request, project, conflict.current, mine)
+    except services.ExampleLocked as locked:
+        context = _review_context(
+            request,
+            project,
+            locked.example,
+            held=False,
+            mine=mine,
+            error=f"{locked.example.locked_by} is reviewing this example right now.",
+        )
+        return _panel(request, context, status=409, push=False)
+    except services.ServiceError as error:
+        context = _review_context(request, project, example, held=True, mine=mine, error=error.message)
+        return _panel(request, context, status=422, push=False)
+    next_example = services.review_queue_next(project=project, reviewer=request.user, after_id=example.pk)
+    if next_example is None:
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("curation:review_next", kwargs={"slug": slug}))
+        return redirect("curation:review_next", slug=slug)
+    if not request.htmx:
+        return redirect("curation:review_example", slug=slug, pk=next_example.pk)
+    return _panel(request, _review_context(request, project, next_example, held=True))
+
+
+def _conflict(request, project, current, mine):
+    """409: both versions side by side; keep mine, take theirs, or merge. Nothing has been overwritten."""
+    latest = Revision.objects.filter(example=current).select_related("author").order_by("-version").first()
+    context = _review_context(request, project, current, held=True, mine=mine)
+    context.update(
+        {
+            "conflict": True,
+            "theirs": current,
+            "theirs_turns": list(enumerate(current.messages)),
+            "changed_by": latest.author if latest else None,
+            "changed_at": latest.created_at if latest else current.updated_at,
+            "decision": request.POST.get("decision", "approved"),
+        }
+    )
+    return _panel(request, context, status=409, push=False)
+
+
+@login_required
+@require_POST
+def review_draft(request, slug: str, pk: int):
+    """Autosave of an edit in progress (and a heartbeat that keeps the lock)."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    if request.POST.get("discard"):
+        services.draft_discard(example=example, user=request.user)
+        return _panel(request, _review_context(request, project, example, held=True), push=False)
+    mine = _submitted(request, example)
+    try:
+        base_version = int(request.POST.get("version", ""))
+        draft = services.draft_save(example=example, user=request.user, base_version=base_version, **mine)
+    except (ValueError, services.ServiceError):
+        return HttpResponse('<span class="error">Draft not saved</span>', status=422)
+    example.refresh_from_db(fields=["locked_by", "locked_until"])
+    return render(request, "curation/htmx/draft_status.html", {"draft": draft, "example": example})
+
+
+@login_required
+@require_POST
+def review_check(request, slug: str, pk: int):
+    """The answer checked against the project's output format as the expert types."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    selectors.example_get(project=project, example_id=pk)
+    answer = request.POST.get(request.POST.get("field", ""), "")
+    violations = formats.answer_violations(project.output_format, answer)
+    return render(request, "curation/htmx/format_check.html", {"project": project, "violations": violations})
+
+
+@login_required
+@require_POST
+def review_release(request, slug: str, pk: int):
+    """A closing tab gives its example back at once instead of holding it until the lock expires."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    services.review_lock_release(example=example, reviewer=request.user)
+    return HttpResponse(status=204)
+
+
+# --- Browsing, history, disagreements ---------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def example_list(request, slug: str):
+    """All examples, filtered by status, label, tag, reviewer and words; the filters live in the URL."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    filters = {key: request.GET.get(key, "").strip() for key in ("status", "label", "tag", "reviewer", "q")}
+    if filters["status"] not in ("", *ReviewStatus.values):
+        filters["status"] = ""
+    examples = selectors.example_list(project=project, **filters)
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        examples = examples.filter(id__gt=int(after))
+    page = list(examples[: PAGE_SIZE + 1])
+    context = {
+        "project": project,
+        "filters": filters,
+        "examples": page[:PAGE_SIZE],
+        "more": page[PAGE_SIZE].pk - 1 if len(page) > PAGE_SIZE else None,
+        "statuses": ReviewStatus.choices,
+        "reviewers": project.memberships.select_related("user").order_by("user__username"),
+        "query": request.GET.urlencode(),
+    }
+    if request.htmx:
+        template = "curation/htmx/example_rows.html" if after else "curation/htmx/example_table.html"
+        return render(request, template, context)
+    return render(request, "curation/example_list.html", context)
+
+
+@login_required
+@require_GET
+def example_history(request, slug: str, pk: int):
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    context = {"project": project, "example": example, "history": selectors.example_history(example=example)}
+    return render(request, "curation/example_history.html", context)
+
+
+@login_required
+@require_POST
+def example_restore(request, slug: str, pk: int, version: int):
+    project = selectors.project_get(user=request.user, slug=slug)
+    example = selectors.example_get(project=project, example_id=pk)
+    revision = Revision.objects.filter(example=example, version=version).first()
+    if revision is None:
+        return HttpResponse("No such version.", status=404)
+    try:
+        services.example_restore(
+            example=example, user=request.user, revision=revision, version=int(request.POST.get("version", "0"))
+        )
+        flash.success(request, f"Restored version {version} as a new version.")
+    except services.VersionConflict:
+        flash.error(request, "The example changed while you were reading its history; nothing was restored.")
+    except services.ServiceError as error:
+        flash.error(request, error.message)
+    return redirect("curation:example_history", slug=slug, pk=pk)
+
+
+@login_required
+@require_GET
+def disagreements(request, slug: str):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    context = {"project": project, "examples": selectors.disagreement_list(project=project)[:50]}
+    return render(request, "curation/disagreements.html", context)
+
+
+@login_required
+@require_POST
+def adjudicate(request, slug: str, pk: int):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    example = selectors.example_get(project=project, example_id=pk)
+    try:
+        services.example_adjudicate(
+            example=example,
+            lead=request.user,
+            version=int(request.POST.get("version", "0")),
+            decision=request.POST.get("decision", ""),
+            label=request.POST.get("label", ""),
+        )
+        flash.success(request, f"Example #{pk} settled.")
+    except services.VersionConflict:
+        flash.error(request, f"Example #{pk} changed meanwhile; look again before settling it.")
+    except services.ServiceError as error:
+        flash.error(request, error.message)
+    return redirect("curation:disagreements", slug=slug)

@@ -6,112 +6,155 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0002_postgres_search'),
+        ("curation", "0002_postgres_search"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Draft',
+            name="Draft",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base_version', models.PositiveIntegerField()),
-                ('messages', models.JSONField()),
-                ('label', models.CharField(blank=True, default='', max_length=100)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('comment', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("base_version", models.PositiveIntegerField()),
+                ("messages", models.JSONField()),
+                ("label", models.CharField(blank=True, default="", max_length=100)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("comment", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Review',
+            name="Review",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('decision', models.CharField(choices=[('approved', 'Approve'), ('rejected', 'Reject'), ('needs_changes', 'Needs changes')], max_length=20)),
-                ('label', models.CharField(blank=True, default='', max_length=100)),
-                ('comment', models.TextField(blank=True)),
-                ('example_version', models.PositiveIntegerField(help_text='The version of the example the decision was made on.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("approved", "Approve"), ("rejected", "Reject"), ("needs_changes", "Needs changes")],
+                        max_length=20,
+                    ),
+                ),
+                ("label", models.CharField(blank=True, default="", max_length=100)),
+                ("comment", models.TextField(blank=True)),
+                (
+                    "example_version",
+                    models.PositiveIntegerField(help_text="The version of the example the decision was made on."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['example_id', 'created_at'],
+                "ordering": ["example_id", "created_at"],
             },
         ),
         migrations.AddField(
-            model_name='example',
-            name='disputed',
+            model_name="example",
+            name="disputed",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='example',
-            name='locked_by',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="example",
+            name="locked_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='example',
-            name='locked_until',
+            model_name="example",
+            name="locked_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='example',
-            name='review_count',
+            model_name="example",
+            name="review_count",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
-            model_name='project',
-            name='reviews_required',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Independent reviews each example needs; with 2 or more, agreement is measured.'),
+            model_name="project",
+            name="reviews_required",
+            field=models.PositiveSmallIntegerField(
+                default=1, help_text="Independent reviews each example needs; with 2 or more, agreement is measured."
+            ),
         ),
         migrations.AlterField(
-            model_name='revision',
-            name='kind',
-            field=models.CharField(choices=[('import', 'Imported'), ('edit', 'Edited'), ('restore', 'Restored'), ('review', 'Reviewed'), ('adjudicate', 'Adjudicated')], default='edit', max_length=10),
+            model_name="revision",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("import", "Imported"),
+                    ("edit", "Edited"),
+                    ("restore", "Restored"),
+                    ("review", "Reviewed"),
+                    ("adjudicate", "Adjudicated"),
+                ],
+                default="edit",
+                max_length=10,
+            ),
         ),
         migrations.AddIndex(
-            model_name='example',
-            index=models.Index(condition=models.Q(('locked_by__isnull', False)), fields=['locked_by'], name='example_locked_by'),
+            model_name="example",
+            index=models.Index(
+                condition=models.Q(("locked_by__isnull", False)), fields=["locked_by"], name="example_locked_by"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('reviews_required__gte', 1), ('reviews_required__lte', 5)), name='project_reviews_required_range'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reviews_required__gte", 1), ("reviews_required__lte", 5)),
+                name="project_reviews_required_range",
+            ),
         ),
         migrations.AddField(
-            model_name='draft',
-            name='example',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drafts', to='curation.example'),
+            model_name="draft",
+            name="example",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="drafts", to="curation.example"
+            ),
         ),
         migrations.AddField(
-            model_name='draft',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="draft",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='review',
-            name='example',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reviews', to='curation.example'),
+            model_name="review",
+            name="example",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="reviews", to="curation.example"
+            ),
         ),
         migrations.AddField(
-            model_name='review',
-            name='reviewer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reviews', to=settings.AUTH_USER_MODEL),
+            model_name="review",
+            name="reviewer",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="reviews", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='draft',
-            constraint=models.UniqueConstraint(fields=('example', 'user'), name='draft_one_per_user'),
+            model_name="draft",
+            constraint=models.UniqueConstraint(fields=("example", "user"), name="draft_one_per_user"),
         ),
         migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['reviewer', 'created_at'], name='review_reviewer_time'),
+            model_name="review",
+            index=models.Index(fields=["reviewer", "created_at"], name="review_reviewer_time"),
         ),
         migrations.AddConstraint(
-            model_name='review',
-            constraint=models.UniqueConstraint(fields=('example', 'reviewer'), name='review_one_per_reviewer'),
+            model_name="review",
+            constraint=models.UniqueConstraint(fields=("example", "reviewer"), name="review_one_per_reviewer"),
         ),
         migrations.AddConstraint(
-            model_name='review',
-            constraint=models.CheckConstraint(condition=models.Q(('decision__in', ['approved', 'rejected', 'needs_changes'])), name='review_decision_valid'),
+            model_name="review",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("decision__in", ["approved", "rejected", "needs_changes"])),
+                name="review_decision_valid",
+            ),
         ),
     ]

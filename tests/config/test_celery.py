@@ -13,14 +13,30 @@ def test_a_worker_consumes_the_filesystem_broker(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings.local", "FINELINE_VAR_DIR": str(tmp_path)})
     send = "from curation.tasks import example_search_index; example_search_index.delay(1)"
-    subprocess.run([sys.executable, "-c", f"import django; django.setup(); {send}"], cwd=ROOT, env=env, check=True,
-                   timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {send}"], cwd=ROOT, env=env, check=True, timeout=60
+    )
     queue = tmp_path / "broker" / "queue"
     assert len(list(queue.iterdir())) == 1
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", "default,gpu", "--pool", "solo",
-         "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            "default,gpu",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60

@@ -166,8 +166,10 @@ SPEC = {"kind": "regex", "pattern": r"SEVERITY: P[1-4]\nIMPACT: [^\n]+\nACTION: 
         ("SEVERITY: P1\nIMPACT: down\nACTION: page", []),
         ("SEVERITY: P1\nIMPCT: down\nACTION: page", ["line 2, column 4 does not fit the format: 'IMPCT: down'."]),
         ("SEVERITY: P7\nIMPACT: x\nACTION: y", ["line 1, column 12 does not fit the format: 'SEVERITY: P7'."]),
-        ("SEVERITY: P1\nIMPACT: down", ["the answer stops too early: it matches the format up to its end (line 2, "
-                                        "column 13)."]),
+        (
+            "SEVERITY: P1\nIMPACT: down",
+            ["the answer stops too early: it matches the format up to its end (line 2, column 13)."],
+        ),
     ],
 )
 def test_answer_violations_are_named_by_line_and_column(answer, expected):
@@ -175,8 +177,10 @@ def test_answer_violations_are_named_by_line_and_column(answer, expected):
 
 
 def test_answer_violations_for_json_schema_and_none():
-    schema = {"kind": "json_schema", "schema": {"type": "object", "required": ["severity"],
-                                                  "properties": {"severity": {"enum": ["P1", "P2"]}}}}
+    schema = {
+        "kind": "json_schema",
+        "schema": {"type": "object", "required": ["severity"], "properties": {"severity": {"enum": ["P1", "P2"]}}},
+    }
     assert formats.answer_violations(schema, '{"severity": "P1"}') == []
     assert formats.answer_violations(schema, '{"severity": "P9"}') == ["at $.severity: 'P9' is not one of ['P1', 'P2']"]
     assert formats.answer_violations(schema, "{oops")[0].startswith("the answer is not valid JSON")

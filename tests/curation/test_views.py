@@ -1,0 +1,204 @@
+"""The browser pages through Django's test client: review flow, conflicts, drafts, access, escaping, CSRF."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from curation import services
+from curation.models import Draft, Example, Review
+
+from ..helpers import chat, jsonl, post_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def examples(project, lead_api):
+    rows = [chat(f"ticket {i}", label="P4") for i in range(4)]
+    rows.append(chat("<script>alert('x')</script> & friends", label="P4"))
+    assert post_jsonl(lead_api, project.slug, jsonl(rows)).status_code == 201
+    return list(Example.objects.filter(project=project).order_by("id"))
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def form_for(example, decision="approved", label="P2", **overrides):
+    data = {"version": example.version, "decision": decision, "label": label, "comment": ""}
+    for index, message in enumerate(example.messages):
+        data[f"role_{index}"] = message["role"]
+        data[f"content_{index}"] = message["content"]
+    data.update(overrides)
+    return data
+
+
+def url(name, project, example=None, **kwargs):
+    kwargs = {"slug": project.slug, **({"pk": example.pk} if example else {}), **kwargs}
+    return reverse(f"curation:{name}", kwargs=kwargs)
+
+
+def test_the_queue_shows_an_example_and_the_submit_brings_the_next(project, examples, expert):
+    client = login(expert)
+    page = client.get(url("review_next", project))
+    assert page.status_code == 200
+    assert f"#{examples[0].pk}" in page.content.decode() and "0 / 5 reviewed" in page.content.decode()
+    answer = "SEVERITY: P2\nIMPACT: A team\nACTION: Escalate"
+    data = form_for(examples[0], content_2=answer, edge_case="1", tags="billing")
+    response = client.post(url("review_submit", project, examples[0]), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert f'data-example="{examples[1].pk}"' in response.content.decode()
+    assert response["HX-Push-Url"] == url("review_example", project, examples[1])
+    done = Example.objects.get(pk=examples[0].pk)
+    assert (done.status, done.label, done.tags) == ("approved", "P2", ["edge_case", "billing"])
+    assert done.messages[2]["content"] == answer
+
+
+def test_a_stale_submit_is_a_409_showing_both_versions(project, examples, expert, lead):
+    client = login(expert)
+    client.get(url("review_example", project, examples[0]))
+    stale = form_for(examples[0], content_2="SEVERITY: P3\nIMPACT: mine\nACTION: mine")
+    services.review_lock_release(example=examples[0], reviewer=expert)
+    services.example_update(example=examples[0], user=lead, version=1, changes={"label": "P1"}, comment="theirs")
+    response = client.post(url("review_submit", project, examples[0]), stale, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert "Edited by lena" in body and "data-theirs" in body and "IMPACT: mine" in body
+    assert 'name="version" value="2"' in body  # "keep mine" and "merge" submit against the current version
+    example = Example.objects.get(pk=examples[0].pk)
+    assert (example.label, example.status, example.version) == ("P1", "pending", 2)
+
+
+def test_a_colleagues_example_is_read_only(project, examples, expert, make_user):
+    colleague = make_user("alex")
+    services.membership_set(project=project, user=colleague, role="expert")
+    held = services.review_queue_next(project=project, reviewer=colleague)
+    client = login(expert)
+    page = client.get(url("review_example", project, held)).content.decode()
+    assert "alex is reviewing this example" in page and "disabled" in page
+    response = client.post(url("review_submit", project, held), form_for(held), HTTP_HX_REQUEST="true")
+    assert response.status_code == 409 and not Review.objects.exists()
+
+
+def test_approving_without_a_label_is_a_422_that_keeps_the_edit(project, examples, expert):
+    client = login(expert)
+    client.get(url("review_example", project, examples[0]))
+    data = form_for(examples[0], label="", content_2="SEVERITY: P2\nIMPACT: kept\nACTION: kept")
+    response = client.post(url("review_submit", project, examples[0]), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "choose a label" in response.content.decode() and "IMPACT: kept" in response.content.decode()
+
+
+def test_drafts_are_kept_and_restored(project, examples, expert):
+    client = login(expert)
+    client.get(url("review_example", project, examples[0]))
+    data = form_for(examples[0], content_2="SEVERITY: half-written")
+    assert client.post(url("review_draft", project, examples[0]), data, HTTP_HX_REQUEST="true").status_code == 200
+    assert Draft.objects.get().messages[2]["content"] == "SEVERITY: half-written"
+    page = client.get(url("review_example", project, examples[0])).content.decode()
+    assert "Draft restored" in page and "SEVERITY: half-written" in page
+    assert "line 1, column 11 does not fit the format" in page  # the restored answer is checked too
+
+
+def test_the_format_check_speaks_in_words(project, examples, expert):
+    client = login(expert)
+    response = client.post(
+        url("review_check", project, examples[0]),
+        {"field": "content_2", "content_2": "SEVERITY: P9\nIMPACT: x"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "line 1, column 12 does not fit the format" in response.content.decode()
+
+
+def test_content_is_escaped(project, examples, expert):
+    page = login(expert).get(url("review_example", project, examples[4])).content.decode()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; friends" in page
+
+
+def test_csrf_is_enforced_on_every_form(project, examples, expert):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(expert)
+    response = client.post(url("review_submit", project, examples[0]), form_for(examples[0]))
+    assert response.status_code == 403
+    page = client.get(url("review_example", project, examples[0])).content.decode()
+    assert 'hx-headers=\'{"X-CSRFToken": "' in page
+
+
+def test_a_non_member_gets_404_on_every_page_and_fragment(project, examples, outsider):
+    client = login(outsider)
+    example = examples[0]
+    gets = [
+        url("project_detail", project),
+        url("review_next", project),
+        url("example_list", project),
+        url("review_example", project, example),
+        url("example_history", project, example),
+        url("disagreements", project),
+    ]
+    posts = [
+        url("review_submit", project, example),
+        url("review_draft", project, example),
+        url("review_check", project, example),
+        url("review_release", project, example),
+        url("adjudicate", project, example),
+        url("project_settings", project),
+        url("example_restore", project, example, version=1),
+    ]
+    for target in gets:
+        assert client.get(target, HTTP_HX_REQUEST="true").status_code == 404, target
+    for target in posts:
+        assert client.post(target, {"version": 1}).status_code == 404, target
+    assert not Review.objects.exists()
+
+
+def test_lead_only_pages(project, examples, expert, lead):
+    assert login(expert).get(url("disagreements", project)).status_code == 403
+    assert login(expert).post(url("project_settings", project), {"reviews_required": 2}).status_code == 403
+    assert login(lead).post(url("project_settings", project), {"reviews_required": 2}).status_code == 302
+    project.refresh_from_db()
+    assert project.reviews_required == 2
+
+
+def test_example_list_filters_in_the_url(project, examples, expert):
+    client = login(expert)
+    client.post(url("review_submit", project, examples[0]), form_for(examples[0]))
+    page = client.get(url("example_list", project) + "?status=approved", HTTP_HX_REQUEST="true").content.decode()
+    assert f">{examples[0].pk}</a>" in page and f">{examples[1].pk}</a>" not in page
+    by_reviewer = client.get(url("example_list", project) + "?reviewer=maria").content.decode()
+    assert f">{examples[0].pk}</a>" in by_reviewer and '<form class="filters"' in by_reviewer
+    words = client.get(url("example_list", project) + "?q=friends", HTTP_HX_REQUEST="true").content.decode()
+    assert f">{examples[4].pk}</a>" in words and f">{examples[1].pk}</a>" not in words
+
+
+def test_history_and_restore(project, examples, expert):
+    client = login(expert)
+    client.post(url("review_submit", project, examples[0]), form_for(examples[0], content_2="SEVERITY: P2\nnew"))
+    page = client.get(url("example_history", project, examples[0])).content.decode()
+    assert "Version 2" in page and "+ SEVERITY: P2" in page
+    response = client.post(url("example_restore", project, examples[0], version=1), {"version": 2})
+    assert response.status_code == 302
+    restored = Example.objects.get(pk=examples[0].pk)
+    assert (restored.version, restored.messages) == (3, examples[0].messages)
+
+
+def test_the_lead_settles_disagreements(project, examples, expert, lead, make_user):
+    colleague = make_user("alex")
+    services.membership_set(project=project, user=colleague, role="expert")
+    services.project_update(project=project, reviews_required=2)
+    example = examples[0]
+    login(expert).post(url("review_submit", project, example), form_for(example, label="P2"))
+    example.refresh_from_db()
+    login(colleague).post(url("review_submit", project, example), form_for(example, label="P3"))
+    lead_client = login(lead)
+    page = lead_client.get(url("disagreements", project)).content.decode()
+    assert f'data-example="{example.pk}"' in page and "maria: approve as <strong>P2</strong>" in page
+    dashboard = lead_client.get(url("project_detail", project)).content.decode()
+    assert "Disagreements (1)" in dashboard
+    example.refresh_from_db()
+    lead_client.post(
+        url("adjudicate", project, example), {"version": example.version, "decision": "approved", "label": "P3"}
+    )
+    example.refresh_from_db()
+    assert (example.status, example.label, example.disputed) == ("approved", "P3", False)
