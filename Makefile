@@ -18,6 +18,7 @@ run: $(VENV)/.installed
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
 test: $(VENV)/.installed
+	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet
@@ -117,8 +118,27 @@ def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
 # --- Review ---------------------------------------------------------------------------------------------------
 
 
+PROGRESS_CACHE_SECONDS = 300
+
+
+def progress_cache_keys(project_id: int) -> dict[str, str]:
+    return {status: f"curation:progress:{project_id}:{status}" for status in ReviewStatus.values}
+
+
 def review_progress(*, project: Project) -> dict[str, int]:
-    counts = project_status_counts(project=project)
+    """Examples by status, and how many are reviewed.
+
+    Counting a large project on every review page would cost more than the rest of the page, so the counts live in
+    the cache, one key per status: a status change moves one count atomically (services._progress_moved), an
+    import drops them, and they are counted afresh at least every few minutes.
+    """
+    keys = progress_cache_keys(project.pk)
+    cached = cache.get_many(keys.values())
+    if len(cached) == len(keys):
+        counts = {status: cached[key] for status, key in keys.items()}
+    else:
+        counts = project_status_counts(project=project)
+        cache.set_many({key: counts.get(status, 0) for status, key in keys.items()}, PROGRESS_CACHE_SECONDS)
     total = sum(counts.values())
     return {"total": total, "reviewed": total - counts.get(ReviewStatus.PENDING, 0), **counts}
 

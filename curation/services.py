@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
@@ -13,6 +14,7 @@ import jsonschema
 import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -198,6 +200,8 @@ def import_examples(
         raise
     failed = bool(sink.count) and mode == ImportJob.Mode.ATOMIC
     _import_finish(job, counted, sink, valid=0 if failed else valid, created=created, failed=failed)
+    if created:
+        _progress_reset(project.pk)
     if created and connection.vendor == "postgresql":
         from .tasks import example_search_index
 
@@ -400,31 +404,65 @@ def example_update(
     if unknown:
         raise ServiceError(f"cannot change {', '.join(sorted(unknown))}.")
     values = _example_clean(example.project, changes)
+    status_before = example.status
     with transaction.atomic():
         _revision_initial(example)
+        update = Example.objects.filter(pk=example.pk, version=version)
         try:
-            with transaction.atomic():
-                updated = Example.objects.filter(pk=example.pk, version=version).update(
-                    **values, version=F("version") + 1, updated_at=timezone.now()
-                )
+            # Only new messages can collide with the unique content hash; only then is a savepoint worth its cost.
+            with transaction.atomic() if "messages" in values else nullcontext():
+                updated = update.update(**values, version=F("version") + 1, updated_at=timezone.now())
         except IntegrityError:
             raise ServiceError("these messages duplicate another example of the project.", field="messages")
         if not updated:
             raise VersionConflict(Example.objects.get(pk=example.pk))
         if "messages" in values:
             _example_search_refresh(example.pk)
+        if "status" in values:
+            _progress_moved(example.project_id, status_before, values["status"])
         example.refresh_from_db()
         _revision_save(example, kind=kind, author=user, comment=comment)
     return example
 
 
-def _revision_save(example: Example, *, kind: str, author, comment: str = "", created_at=None) -> Revision:
+def _progress_reset(project_id: int) -> None:
+    """Drop a project's cached review counts once the change is committed; the next read counts afresh."""
+    from .selectors import progress_cache_keys
+
+    transaction.on_commit(lambda: cache.delete_many(list(progress_cache_keys(project_id).values())))
+
+
+def _progress_moved(project_id: int, before: str, after: str) -> None:
+    """Move one example from one cached status count to another, atomically, once the change is committed."""
+    if before == after:
+        return
+    from .selectors import progress_cache_keys
+
+    keys = progress_cache_keys(project_id)
+
+    def move():
+        try:
+            cache.decr(keys[before])
+            cache.incr(keys[after])
+        except ValueError:  # a count was not cached (or expired meanwhile): count afresh next time
+            cache.delete_many(list(keys.values()))
+
+    transaction.on_commit(move)
+
+
+def _revision_save(example: Example, *, kind: str, author, comment: str = "") -> Revision:
     """Keep the example's current state as a revision."""
-    return Revision.objects.create(
+    revision = _revision_of(example, kind=kind, author_id=author.pk if author else None, comment=comment)
+    revision.save(force_insert=True)
+    return revision
+
+
+def _revision_of(example: Example, *, kind: str, author_id, comment: str = "", created_at=None) -> Revision:
+    return Revision(
         example=example,
         version=example.version,
         kind=kind,
-        author=author,
+        author_id=author_id,
         messages=example.messages,
         label=example.label,
         tags=example.tags,
@@ -471,16 +509,20 @@ def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _revision_initial(example: Example) -> None:
-    """Keep the state an example had before its first change (imports write no revision, to stay fast)."""
-    if Revision.objects.filter(example=example).exists():
+    """Keep the state an example had before its first change (imports write no revision, to stay fast).
+
+    Any change past version 1 has stored it already. A concurrent first edit may be storing it right now: the
+    insert then does nothing (ON CONFLICT), and if this edit's version turns out stale, it all rolls back anyway.
+    """
+    if example.version != 1:
         return
-    original = Example.objects.get(pk=example.pk)
-    author = original.import_job.created_by if original.import_job_id else None
-    try:
-        with transaction.atomic():
-            _revision_save(original, kind=Revision.Kind.IMPORT, author=author, created_at=original.created_at)
-    except IntegrityError:
-        pass  # a concurrent first edit stored it already
+    author_id = None
+    if example.import_job_id:
+        author_id = ImportJob.objects.filter(pk=example.import_job_id).values_list("created_by_id", flat=True).first()
+    Revision.objects.bulk_create(
+        [_revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)],
+        ignore_conflicts=True,
+    )
 
 
 # --- Review -------------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def project(lead, expert):
         slug="triage",
         labels=["P1", "P2", "P3", "P4"],
         system_prompt="You are a support agent.",
-        output_format={"kind": "regex", "pattern": r"SEVERITY: P[1-4]\n.*"},
+        output_format={"kind": "regex", "pattern": r"(?s)SEVERITY: P[1-4]\n.*"},
     )
     services.membership_set(project=project, user=expert, role="expert")
     return project
