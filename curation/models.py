@@ -80,6 +80,7 @@ class Example(models.Model):
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
     version = models.PositiveIntegerField(default=1)
     # The review queue: who holds the example now, until when; how many reviews it has; whether they disagree.
+    # The lock columns are deliberately not indexed, so that taking and releasing a lock is a HOT update.
     locked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
@@ -113,7 +114,6 @@ class Example(models.Model):
             # The queue, the list and the stats filter by project and status or label and walk by id.
             models.Index(fields=["project", "status", "id"], name="example_project_status"),
             models.Index(fields=["project", "label", "id"], name="example_project_label"),
-            models.Index(fields=["locked_by"], condition=Q(locked_by__isnull=False), name="example_locked_by"),
         ]
 
     def __str__(self) -> str:
@@ -145,7 +145,7 @@ class Review(models.Model):
                 condition=Q(decision__in=["approved", "rejected", "needs_changes"]), name="review_decision_valid"
             ),
         ]
-        indexes = [models.Index(fields=["reviewer", "created_at"], name="review_reviewer_time")]
+        indexes = [models.Index(fields=["reviewer", "updated_at"], name="review_reviewer_time")]
 
     def __str__(self) -> str:
         return f"{self.reviewer} on #{self.example_id}: {self.decision}"

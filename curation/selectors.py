@@ -38,9 +38,12 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 def project_get(*, user: AbstractBaseUser, slug: str, lead: bool = False) -> Project:
     """The project if the user is a member (404 otherwise, so its existence does not leak); `lead` requires a lead."""
-    project = Project.objects.filter(slug=slug).first()
-    role = project_role(project=project, user=user) if project else None
-    if role is None:
+    if user.is_superuser:
+        project, role = Project.objects.filter(slug=slug).first(), Membership.Role.LEAD
+    else:
+        membership = Membership.objects.filter(project__slug=slug, user=user).select_related("project").first()
+        project, role = (membership.project, membership.role) if membership else (None, None)
+    if project is None:
         raise Http404("No such project.")
     if lead and role != Membership.Role.LEAD:
         raise PermissionDenied("Only a project lead can do this.")
@@ -101,6 +104,7 @@ def example_get(*, project: Project, example_id: int) -> Example:
     example = Example.objects.filter(project=project, pk=example_id).first()
     if example is None:
         raise Http404("No such example.")
+    example.project = project
     return example
 
 
@@ -148,11 +152,15 @@ def draft_get(*, example: Example, user: AbstractBaseUser) -> Draft | None:
 
 
 def example_previous_reviewed(
-    *, project: Project, reviewer: AbstractBaseUser, before: Example | None
+    *, project: Project, reviewer: AbstractBaseUser, before: Example | None, reviewed_before: bool = True
 ) -> Example | None:
-    """The example this reviewer reviewed last before `before` (the "previous" key)."""
+    """The example this reviewer reviewed last before `before` (the "previous" key).
+
+    reviewed_before=False says the reviewer has not reviewed `before` (a fresh example from the queue), which
+    spares a query.
+    """
     reviews = Review.objects.filter(example__project=project, reviewer=reviewer).order_by("-updated_at")
-    if before is not None:
+    if before is not None and reviewed_before:
         reviews = reviews.exclude(example=before)
         mine = Review.objects.filter(example=before, reviewer=reviewer).values_list("updated_at", flat=True).first()
         if mine is not None:

@@ -420,7 +420,9 @@ def example_update(
             _example_search_refresh(example.pk)
         if "status" in values:
             _progress_moved(example.project_id, status_before, values["status"])
-        example.refresh_from_db()
+        for key, value in values.items():
+            setattr(example, key, value)
+        example.version = version + 1
         _revision_save(example, kind=kind, author=user, comment=comment)
     return example
 
@@ -516,9 +518,7 @@ def _revision_initial(example: Example) -> None:
     """
     if example.version != 1:
         return
-    author_id = None
-    if example.import_job_id:
-        author_id = ImportJob.objects.filter(pk=example.import_job_id).values_list("created_by_id", flat=True).first()
+    author_id = example.import_job.created_by_id if example.import_job_id else None
     Revision.objects.bulk_create(
         [_revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)],
         ignore_conflicts=True,
@@ -532,17 +532,36 @@ def _lock_until():
     return timezone.now() + timedelta(seconds=settings.FINELINE_REVIEW_LOCK_SECONDS)
 
 
+def _held_key(project: Project, reviewer: AbstractBaseUser) -> str:
+    return f"curation:held:{project.pk}:{reviewer.pk}"
+
+
 def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id: int | None = None) -> Example | None:
-    """Claim the next example for this reviewer alone; release what they held before.
+    """Claim the next example for this reviewer alone.
 
     The next example still needs a review, is not held by anyone else (a lock from a closed tab counts as free once
     it has expired) and has not been reviewed by this reviewer. Rows another request is claiming at this very
     moment are skipped (SKIP LOCKED), so two experts asking at once never get the same example. `after_id` skips
-    ahead (the "next" key), wrapping around to the start.
+    ahead (the "next" key), wrapping around to the start, and gives that example back. Asked again without skipping
+    (a reload), the reviewer gets the example they hold rather than a second one. Other examples are given back by
+    the review, by the closing tab (review_lock_release) or by their lock's expiry.
     """
     now = timezone.now()
+    # The example the queue gave this reviewer last (the lock columns are not indexed, so the cache remembers it).
+    current_id = cache.get(_held_key(project, reviewer))
+    if current_id is not None and after_id is None:
+        # The reviewer asks again (a reload) while holding an example that still needs them: the same one.
+        current = (
+            Example.objects.filter(pk=current_id, project=project, locked_by=reviewer, locked_until__gt=now)
+            .filter(status=ReviewStatus.PENDING, disputed=False, review_count__lt=project.reviews_required)
+            .exclude(reviews__reviewer=reviewer)
+            .first()
+        )
+        if current is not None and review_lock_claim(example=current, reviewer=reviewer):
+            return current
     with transaction.atomic():
-        Example.objects.filter(locked_by=reviewer, project=project).update(locked_by=None, locked_until=None)
+        if after_id is not None:  # the example being skipped goes back to the queue at once
+            Example.objects.filter(pk=after_id, locked_by=reviewer).update(locked_by=None, locked_until=None)
         candidates = (
             Example.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
@@ -559,6 +578,8 @@ def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id:
         if example is not None:
             example.locked_by, example.locked_until = reviewer, _lock_until()
             Example.objects.filter(pk=example.pk).update(locked_by=reviewer, locked_until=example.locked_until)
+            # Safe before the commit: a rolled-back claim leaves a hint that the lock check above ignores.
+            cache.set(_held_key(project, reviewer), example.pk, settings.FINELINE_REVIEW_LOCK_SECONDS)
     return example
 
 
@@ -605,7 +626,10 @@ def example_review(
     if decision == Review.Decision.APPROVED and project.labels and not (label or "").strip():
         raise ServiceError("choose a label before approving.", field="label")
     with transaction.atomic():
-        current = Example.objects.select_for_update(of=("self",)).select_related("locked_by").get(pk=example.pk)
+        current = (
+            Example.objects.select_for_update(of=("self",)).select_related("locked_by", "import_job").get(pk=example.pk)
+        )
+        current.project = project
         if current.locked_by_id not in (None, reviewer.pk) and current.locked_until > timezone.now():
             raise ExampleLocked(current)
         if current.version != version:
@@ -629,10 +653,23 @@ def example_review(
                 kind=Revision.Kind.REVIEW,
             )
         label = formats.label_clean(label, frozenset(project.labels)) if label else ""
-        Review.objects.update_or_create(
-            example=current,
-            reviewer=reviewer,
-            defaults={"decision": decision, "label": label, "comment": comment, "example_version": current.version},
+        now = timezone.now()
+        Review.objects.bulk_create(
+            [
+                Review(
+                    example=current,
+                    reviewer=reviewer,
+                    decision=decision,
+                    label=label,
+                    comment=comment,
+                    example_version=current.version,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["example", "reviewer"],
+            update_fields=["decision", "label", "comment", "example_version", "updated_at"],
         )
         reviews = list(Review.objects.filter(example=current).values_list("decision", "label"))
         settled = {"review_count": len(reviews), "locked_by": None, "locked_until": None, "disputed": False}
@@ -649,8 +686,9 @@ def example_review(
             else:
                 settled["disputed"] = True
         Example.objects.filter(pk=current.pk).update(**settled)
+        for key, value in settled.items():
+            setattr(current, key, value)
         Draft.objects.filter(example=current, user=reviewer).delete()
-        current.refresh_from_db()
     return current
 
 
@@ -731,3 +769,10 @@ def draft_save(
 
 def draft_discard(*, example: Example, user: AbstractBaseUser) -> None:
     Draft.objects.filter(example=example, user=user).delete()
+
+
+def example_review_then_next(*, example: Example, reviewer: AbstractBaseUser, **review) -> Example | None:
+    """Record a review and claim the reviewer's next example, in one transaction (one commit, not two)."""
+    with transaction.atomic():
+        example_review(example=example, reviewer=reviewer, **review)
+        return review_queue_next(project=example.project, reviewer=reviewer, after_id=example.pk)

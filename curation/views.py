@@ -62,8 +62,13 @@ def project_settings(request, slug: str):
 # --- Review ----------------------------------------------------------------------------------------------------
 
 
-def _review_context(request, project, example, *, held: bool, mine: dict | None = None, error: str = "", **extra):
-    """What the review panel shows: the example (or the user's unsaved version of it), lock, draft and format."""
+def _review_context(
+    request, project, example, *, held: bool, mine: dict | None = None, error: str = "", fresh: bool = False, **extra
+):
+    """What the review panel shows: the example (or the user's unsaved version of it), lock, draft and format.
+
+    fresh: the example was just claimed from the queue, so this reviewer has not reviewed it yet.
+    """
     draft = selectors.draft_get(example=example, user=request.user) if held and mine is None else None
     source = mine or (
         {"messages": draft.messages, "label": draft.label, "tags": draft.tags, "comment": draft.comment}
@@ -81,9 +86,12 @@ def _review_context(request, project, example, *, held: bool, mine: dict | None 
         "other_tags": ", ".join(tag for tag in source["tags"] if tag != "edge_case"),
         "violations": formats.answer_violations(project.output_format, answer),
         "progress": selectors.review_progress(project=project),
-        "previous": selectors.example_previous_reviewed(project=project, reviewer=request.user, before=example),
-        "my_review": Review.objects.filter(example=example, reviewer=request.user).first(),
-        "revision_count": Revision.objects.filter(example=example).count(),
+        "previous": selectors.example_previous_reviewed(
+            project=project, reviewer=request.user, before=example, reviewed_before=not fresh
+        ),
+        "my_review": None if fresh else Review.objects.filter(example=example, reviewer=request.user).first(),
+        # The import writes no revision; the first change stores the original and itself, then one per change.
+        "revision_count": 0 if example.version == 1 else example.version,
         "error": error,
         **extra,
     }
@@ -106,13 +114,15 @@ def review_next(request, slug: str):
     project = selectors.project_get(user=request.user, slug=slug)
     after = request.GET.get("after")
     example = services.review_queue_next(
-        project=project, reviewer=request.user, after_id=int(after) if after and after.isdigit() else None
+        project=project,
+        reviewer=request.user,
+        after_id=int(after) if after and after.isdigit() else None,
     )
     if example is None:
         template = "curation/htmx/queue_empty.html" if request.htmx else "curation/review_empty.html"
         context = {"project": project, "progress": selectors.review_progress(project=project)}
         return render(request, template, context)
-    return _panel(request, _review_context(request, project, example, held=True))
+    return _panel(request, _review_context(request, project, example, held=True, fresh=True))
 
 
 @login_required
@@ -155,7 +165,7 @@ def review_submit(request, slug: str, pk: int):
     except ValueError:
         return HttpResponse("The form lost its version; reload the page.", status=400)
     try:
-        services.example_review(
+        next_example = services.example_review_then_next(
             example=example,
             reviewer=request.user,
             version=version,
@@ -180,14 +190,13 @@ def review_submit(request, slug: str, pk: int):
     except services.ServiceError as error:
         context = _review_context(request, project, example, held=True, mine=mine, error=error.message)
         return _panel(request, context, status=422, push=False)
-    next_example = services.review_queue_next(project=project, reviewer=request.user, after_id=example.pk)
     if next_example is None:
         if request.htmx:
             return HttpResponseClientRedirect(reverse("curation:review_next", kwargs={"slug": slug}))
         return redirect("curation:review_next", slug=slug)
     if not request.htmx:
         return redirect("curation:review_example", slug=slug, pk=next_example.pk)
-    return _panel(request, _review_context(request, project, next_example, held=True))
+    return _panel(request, _review_context(request, project, next_example, held=True, fresh=True))
 
 
 def _conflict(request, project, current, mine):

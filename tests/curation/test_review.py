@@ -36,14 +36,18 @@ def review(example, user, decision="approved", label="P2", **extra):
     )
 
 
-def test_two_experts_get_different_examples_and_locks_expire(project, examples, expert, second_expert):
+def test_two_experts_get_different_examples_and_locks_expire(project, examples, expert, second_expert, make_user):
     first = services.review_queue_next(project=project, reviewer=expert)
     second = services.review_queue_next(project=project, reviewer=second_expert)
     assert (first.pk, second.pk) == (examples[0].pk, examples[1].pk)
     assert services.review_lock_claim(example=first, reviewer=second_expert) is False
+    # Asking again (a reload) gives each expert the example they hold, not a second one.
+    assert services.review_queue_next(project=project, reviewer=expert).pk == first.pk
     # A closed tab's lock is reclaimed once it expires.
     Example.objects.filter(pk=first.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
-    assert services.review_queue_next(project=project, reviewer=second_expert).pk == first.pk
+    third = make_user("sam")
+    services.membership_set(project=project, user=third, role="expert")
+    assert services.review_queue_next(project=project, reviewer=third).pk == first.pk
 
 
 def test_asking_again_releases_the_previous_lock_and_next_skips_ahead(project, examples, expert):

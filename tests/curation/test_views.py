@@ -202,3 +202,15 @@ def test_the_lead_settles_disagreements(project, examples, expert, lead, make_us
     )
     example.refresh_from_db()
     assert (example.status, example.label, example.disputed) == ("approved", "P3", False)
+
+
+def test_reloading_the_queue_shows_the_same_example(project, examples, expert):
+    client = login(expert)
+    first = client.get(url("review_next", project)).content.decode()
+    again = client.get(url("review_next", project)).content.decode()
+    held = f'data-example="{examples[0].pk}"'
+    assert held in first and held in again
+    assert Example.objects.filter(locked_by=expert).count() == 1
+    skipped = client.get(url("review_next", project) + f"?after={examples[0].pk}").content.decode()
+    assert f'data-example="{examples[1].pk}"' in skipped
+    assert list(Example.objects.filter(locked_by=expert).values_list("pk", flat=True)) == [examples[1].pk]
