@@ -24,3 +24,4 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/review_bench.py
