@@ -81,6 +81,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -195,12 +204,7 @@ def main() -> None:
         cwd=ROOT,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for(port)
         worker = children(server.pid)[0]
 
         api_seconds, report = post_file(port, token, "main", main_file)

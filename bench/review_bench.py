@@ -15,7 +15,6 @@ import html
 import http.client
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,21 +27,6 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "fineline_bench_review"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int) -> None:
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
 
 
 def request(port, method, path, *, cookie="", htmx=False, form=None, csrf=""):
@@ -102,7 +86,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from import_bench import generate  # the same generated tickets as the import bench
+    from import_bench import free_port, generate, wait_for  # the same tickets, the same server helpers
 
     from curation import formats, services
     from curation.models import Example

@@ -1,4 +1,8 @@
-"""Helpers to build chat rows and send them to the import API."""
+"""Helpers to build chat rows, send them to the import API, and run a real Celery worker."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 from knox.models import AuthToken
@@ -30,3 +34,28 @@ def jsonl(rows) -> bytes:
 
 def post_jsonl(client, slug: str, body: bytes, query: str = "", content_type: str = "application/x-ndjson"):
     return client.generic("POST", f"/api/v1/projects/{slug}/imports/{query}", body, content_type=content_type)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING") -> subprocess.Popen:
+    """A real Celery worker (solo pool) in a process of its own; the caller terminates it."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--queues",
+        queues,
+        "--pool",
+        "solo",
+        "--loglevel",
+        loglevel,
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

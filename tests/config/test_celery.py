@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..helpers import start_worker
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,26 +20,7 @@ def test_a_worker_consumes_the_filesystem_broker(tmp_path):
     )
     queue = tmp_path / "broker" / "queue"
     assert len(list(queue.iterdir())) == 1
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            "default,gpu",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, queues="default,gpu", loglevel="INFO")
     try:
         deadline = time.monotonic() + 60
         while list(queue.iterdir()) and time.monotonic() < deadline:

@@ -1,10 +1,7 @@
 """Word search over messages: indexed in the background after an import, and complete before that too."""
 
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -12,9 +9,7 @@ from django.db import connection
 from curation import selectors, services
 from curation.models import Example
 
-from ..helpers import chat, jsonl, post_jsonl
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..helpers import chat, jsonl, post_jsonl, start_worker
 
 
 def unindexed(project) -> int:
@@ -67,29 +62,7 @@ def test_a_real_worker_indexes_an_import_through_redis(project, lead_api):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
     }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            "default",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env)
     try:
         response = post_jsonl(lead_api, project.slug, jsonl([chat(f"ticket {i}") for i in range(50)]))
         assert response.status_code == 201
