@@ -445,6 +445,33 @@ def answer_violations(spec: dict | None, text: str) -> list[str]:
     return []
 
 
+def answer_checker(spec: dict | None):
+    """A fast yes/no check of answers under a spec (for scanning many); None when the project sets no format."""
+    kind = (spec or {}).get("kind", "none")
+    if kind == "regex":
+        import regex
+
+        compiled = regex.compile(spec["pattern"])
+        return lambda text: compiled.fullmatch(text) is not None
+    if kind == "json_schema":
+        import jsonschema
+
+        validator = jsonschema.validators.validator_for(spec["schema"])(spec["schema"])
+
+        def fits(text: str) -> bool:
+            try:
+                return validator.is_valid(orjson.loads(text))
+            except orjson.JSONDecodeError:
+                return False
+
+        return fits
+    return None
+
+
+def last_answer(messages: list[dict]) -> str:
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "assistant"), "")
+
+
 def _position(text: str, index: int) -> str:
     line = text.count("\n", 0, index) + 1
     column = index - (text.rfind("\n", 0, index) + 1) + 1

@@ -17,6 +17,9 @@ class Project(models.Model):
     output_format = models.JSONField(
         default=dict, blank=True, help_text='{"kind": "none"|"regex"|"json_schema", ...}; checks assistant answers.'
     )
+    max_seq_length = models.PositiveIntegerField(
+        default=2048, help_text="Tokens the base model takes; longer examples are flagged."
+    )
     reviews_required = models.PositiveSmallIntegerField(
         default=1, help_text="Independent reviews each example needs; with 2 or more, agreement is measured."
     )
@@ -87,6 +90,10 @@ class Example(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     review_count = models.PositiveSmallIntegerField(default=0, db_default=0)
     disputed = models.BooleanField(default=False, db_default=False)
+    # Data quality, filled in by the quality scan after imports and kept current by edits: the near-duplicate
+    # cluster (the smallest id of its members) and whether the last assistant answer fits the output format.
+    cluster_id = models.BigIntegerField(null=True, blank=True)
+    format_ok = models.BooleanField(null=True, blank=True)
     # Provenance only: no index and no database-level constraint, which would cost every imported row a check.
     import_job = models.ForeignKey(
         "ImportJob",
@@ -238,3 +245,85 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Import #{self.pk} into {self.project}"
+
+
+class QualityScan(models.Model):
+    """One pass over a project's examples: near-duplicate clusters and output-format conformance."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_scans")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    threshold = models.FloatField(help_text="Jaccard similarity from which two examples count as near duplicates.")
+    examples = models.PositiveIntegerField(default=0)
+    clusters = models.PositiveIntegerField(default=0)
+    clustered_examples = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True, help_text="Token-length histograms per role, long examples.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="qualityscan_status_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Quality scan #{self.pk} of {self.project}"
+
+
+class DatasetVersion(models.Model):
+    """A frozen, immutable train/validation/test split of a project's approved examples."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dataset_versions")
+    number = models.PositiveIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    seed = models.IntegerField(default=0)
+    train_share = models.FloatField()
+    val_share = models.FloatField()
+    test_share = models.FloatField()
+    max_per_label = models.PositiveIntegerField(null=True, blank=True, help_text="Cap that balanced the labels.")
+    counts = models.JSONField(default=dict, help_text="Examples per split, and per label within each split.")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 over every (example, content hash, split).")
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="datasetversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.number}"
+
+
+class DatasetVersionItem(models.Model):
+    """One example as it was frozen into a version: its split, content hash and content."""
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        VAL = "val", "Validation"
+        TEST = "test", "Test"
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
+    example = models.ForeignKey(Example, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    split = models.CharField(max_length=5, choices=Split.choices)
+    content_hash = models.CharField(max_length=64)
+    messages = models.JSONField()
+    label = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "example"], name="datasetversionitem_unique_example"),
+            models.CheckConstraint(condition=Q(split__in=["train", "val", "test"]), name="datasetversionitem_split"),
+        ]
+        indexes = [models.Index(fields=["version", "split", "id"], name="dvitem_version_split")]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.split} #{self.example_id}"

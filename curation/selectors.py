@@ -17,8 +17,20 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.http import Http404
 
-from . import formats
-from .models import Draft, Example, ImportJob, Membership, Project, Review, ReviewStatus, Revision
+from . import formats, quality
+from .models import (
+    DatasetVersion,
+    DatasetVersionItem,
+    Draft,
+    Example,
+    ImportJob,
+    Membership,
+    Project,
+    QualityScan,
+    Review,
+    ReviewStatus,
+    Revision,
+)
 
 
 def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -314,3 +326,133 @@ def expert_stats(*, project: Project) -> list[dict[str, Any]]:
             }
         )
     return stats
+
+
+# --- Data quality, readiness, dataset versions -----------------------------------------------------------------
+
+
+def quality_scan_latest(*, project: Project, finished: bool = True) -> QualityScan | None:
+    scans = QualityScan.objects.filter(project=project)
+    if finished:
+        scans = scans.filter(status=QualityScan.Status.SUCCEEDED)
+    return scans.order_by("-created_at").first()
+
+
+def _approved(project: Project) -> QuerySet[Example]:
+    return Example.objects.filter(project=project, status=ReviewStatus.APPROVED)
+
+
+def _tagged(examples: QuerySet[Example], tag: str) -> QuerySet[Example]:
+    if connection.vendor == "postgresql":
+        return examples.filter(tags__contains=[tag])
+    return examples.filter(tags__icontains=f'"{tag}"')
+
+
+def duplicate_cluster_list(*, project: Project, limit: int = 50) -> list[dict[str, Any]]:
+    """Clusters with two or more approved members, largest first, each with its members."""
+    clusters = (
+        _approved(project)
+        .filter(cluster_id__isnull=False)
+        .values("cluster_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by("-n", "cluster_id")[:limit]
+    )
+    ids = [row["cluster_id"] for row in clusters]
+    members: dict[int, list[Example]] = defaultdict(list)
+    for example in _approved(project).filter(cluster_id__in=ids).order_by("id"):
+        members[example.cluster_id].append(example)
+    return [{"cluster_id": cluster, "examples": members[cluster]} for cluster in ids]
+
+
+def dataset_version_latest(*, project: Project) -> DatasetVersion | None:
+    return DatasetVersion.objects.filter(project=project).order_by("-number").first()
+
+
+def readiness_stats(*, project: Project) -> dict[str, Any]:
+    """The numbers the readiness verdict needs, all from database aggregates."""
+    approved = _approved(project)
+    scan = quality_scan_latest(project=project)
+    version = dataset_version_latest(project=project)
+    format_counts = approved.aggregate(
+        checked=Count("id", filter=Q(format_ok__isnull=False)), ok=Count("id", filter=Q(format_ok=True))
+    )
+    stats: dict[str, Any] = {
+        "approved": approved.count(),
+        "label_counts": dict(approved.exclude(label="").values_list("label").annotate(n=Count("id")).order_by()),
+        "edge_cases": _tagged(approved, "edge_case").count(),
+        "scan": {"threshold": scan.threshold, "finished_at": scan.finished_at} if scan else None,
+        "duplicate_clusters": (
+            approved.filter(cluster_id__isnull=False)
+            .values("cluster_id")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .count()
+        ),
+        "format_kind": (project.output_format or {}).get("kind", "none"),
+        "format_checked": format_counts["checked"],
+        "format_ok": format_counts["ok"],
+        "label_only_share": _label_only_share(project),
+        "version": None,
+    }
+    if version is not None:
+        items = DatasetVersionItem.objects.filter(version=version)
+        leaking = (
+            items.filter(example__cluster_id__isnull=False)
+            .values("example__cluster_id")
+            .annotate(splits=Count("split", distinct=True))
+            .filter(splits__gt=1)
+            .count()
+        )
+        stats["version"] = {
+            "number": version.number,
+            "size": items.count(),
+            "not_approved_now": items.exclude(example__status=ReviewStatus.APPROVED).count(),
+            "leaking_clusters": leaking,
+        }
+    return stats
+
+
+def _label_only_share(project: Project, sample: int = 500) -> float:
+    """Share of approved answers (a sample) that are nothing but their label: a classification task."""
+    if not project.labels:
+        return 0.0
+    rows = list(_approved(project).order_by("id").values_list("messages", "label")[:sample])
+    if not rows:
+        return 0.0
+    only = sum(1 for messages, label in rows if formats.last_answer(messages).strip() == label)
+    return only / len(rows)
+
+
+def readiness(*, project: Project) -> dict[str, Any]:
+    return quality.readiness(readiness_stats(project=project))
+
+
+def dashboard_stats(*, project: Project) -> dict[str, Any]:
+    """What the dataset dashboard charts: status counts, labels with their deficits, token lengths, duplicates."""
+    progress = review_progress(project=project)
+    approved_labels = dict(_approved(project).values_list("label").annotate(n=Count("id")).order_by())
+    all_labels = project_label_counts(project=project)
+    labels = project.labels or sorted(label for label in all_labels if label)
+    approved_by_label = {label: approved_labels.get(label, 0) for label in labels}
+    counts = list(approved_by_label.values())
+    scan = quality_scan_latest(project=project)
+    running = quality_scan_latest(project=project, finished=False)
+    return {
+        "progress": progress,
+        "labels": labels,
+        "approved_by_label": approved_by_label,
+        "all_by_label": {label: all_labels.get(label, 0) for label in labels},
+        "imbalance_ratio": (max(counts) / min(counts)) if counts and min(counts) else None,
+        "deficits": quality.label_deficits(approved_by_label, max_ratio=quality.THRESHOLDS.max_imbalance_ratio),
+        "scan": scan,
+        "scan_pending": running is not None
+        and running.status in (QualityScan.Status.QUEUED, QualityScan.Status.RUNNING),
+        "tokens": scan.stats if scan else None,
+    }
+
+
+def version_export_lines(*, version: DatasetVersion, split: str, messages_only: bool = False) -> Iterator[bytes]:
+    items = version.items.filter(split=split).order_by("id").values_list("messages", "label")
+    for messages, label in items.iterator(2000):
+        yield formats.example_to_json_line(messages, label, [], {}, messages_only=messages_only)

@@ -1,8 +1,11 @@
-"""Writes to curation data: projects, members, imports and example edits."""
+"""Writes to curation data: projects, members, imports, edits, reviews, quality scans and dataset versions."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -16,12 +19,24 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from . import formats
-from .models import Draft, Example, ImportJob, Membership, Project, Review, ReviewStatus, Revision
+from . import formats, quality
+from .models import (
+    DatasetVersion,
+    DatasetVersionItem,
+    Draft,
+    Example,
+    ImportJob,
+    Membership,
+    Project,
+    QualityScan,
+    Review,
+    ReviewStatus,
+    Revision,
+)
 
 OUTPUT_FORMAT_KINDS = ("none", "regex", "json_schema")
 
@@ -106,8 +121,11 @@ def project_create(*, creator: AbstractBaseUser, name: str, slug: str, **fields:
 
 
 def project_update(*, project: Project, **fields: Any) -> Project:
+    format_before = project.output_format
     _project_assign(project, fields)
     project.save()
+    if project.output_format != format_before:
+        quality_scan_start(project=project)  # every answer must be checked against the new format
     return project
 
 
@@ -202,6 +220,7 @@ def import_examples(
     _import_finish(job, counted, sink, valid=0 if failed else valid, created=created, failed=failed)
     if created:
         _progress_reset(project.pk)
+        quality_scan_start(project=project)
     if created and connection.vendor == "postgresql":
         from .tasks import example_search_index
 
@@ -484,6 +503,8 @@ def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
             messages_json = formats.messages_dump(messages)
             values["messages"] = orjson.loads(messages_json)
             values["content_hash"] = formats.content_hash(messages_json)
+            fits = formats.answer_checker(project.output_format)
+            values["format_ok"] = fits(formats.last_answer(messages)) if fits else None
             duplicate = (
                 Example.objects.filter(project=project, content_hash=values["content_hash"])
                 .values_list("pk", flat=True)
@@ -776,3 +797,239 @@ def example_review_then_next(*, example: Example, reviewer: AbstractBaseUser, **
     with transaction.atomic():
         example_review(example=example, reviewer=reviewer, **review)
         return review_queue_next(project=example.project, reviewer=reviewer, after_id=example.pk)
+
+
+# --- Quality scan: near duplicates, format conformance, token lengths ------------------------------------------
+
+TOKEN_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+
+
+def quality_scan_start(*, project: Project) -> QualityScan:
+    """Queue a scan of the project (one at a time: a scan already queued serves the new request too)."""
+    queued = QualityScan.objects.filter(project=project, status=QualityScan.Status.QUEUED).first()
+    if queued is not None:
+        return queued
+    scan = QualityScan.objects.create(project=project, threshold=quality.THRESHOLDS.near_duplicate_threshold)
+    from .tasks import quality_scan_run as task
+
+    transaction.on_commit(lambda: task.delay(scan.pk), robust=True)
+    return scan
+
+
+def quality_scan_run(*, scan: QualityScan) -> QualityScan:
+    """Cluster exact and near duplicates, check every last answer against the output format, and histogram the
+    (estimated) token lengths per role; store clusters and format results on the examples."""
+    project = scan.project
+    scan.status, scan.started_at = QualityScan.Status.RUNNING, timezone.now()
+    scan.save(update_fields=["status", "started_at"])
+    try:
+        fits = formats.answer_checker(project.output_format)
+        histogram = {role: [0] * len(TOKEN_BUCKETS) for role in ("system", "user", "assistant")}
+        too_long = 0
+        format_changes: dict[int, bool | None] = {}
+        count = 0
+
+        def examples():
+            nonlocal too_long, count
+            rows = Example.objects.filter(project=project).order_by("id")
+            for example_id, messages, format_ok in rows.values_list("id", "messages", "format_ok").iterator(5000):
+                count += 1
+                total = 0
+                for message in messages:
+                    tokens = -(-len(message["content"].encode()) // formats.BYTES_PER_TOKEN)
+                    total += tokens
+                    role = message["role"] if message["role"] in histogram else "user"
+                    histogram[role][bisect.bisect_right(TOKEN_BUCKETS, tokens) - 1] += 1
+                too_long += total > project.max_seq_length
+                ok = fits(formats.last_answer(messages)) if fits else None
+                if ok != format_ok:
+                    format_changes[example_id] = ok
+                yield example_id, messages
+
+        clusters = quality.duplicate_clusters(examples(), threshold=scan.threshold)
+        with transaction.atomic():
+            Example.objects.filter(project=project, cluster_id__isnull=False).update(cluster_id=None)
+            _update_column(project, "cluster_id", clusters)
+            _update_column(project, "format_ok", format_changes)
+        scan.examples = count
+        scan.clusters = len(set(clusters.values()))
+        scan.clustered_examples = len(clusters)
+        scan.stats = {
+            "estimate": "tokens estimated as UTF-8 bytes / 4",
+            "buckets": TOKEN_BUCKETS,
+            "histogram": histogram,
+            "too_long": too_long,
+            "max_seq_length": project.max_seq_length,
+        }
+        scan.status = QualityScan.Status.SUCCEEDED
+    except Exception as error:
+        scan.status, scan.error = QualityScan.Status.FAILED, f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        scan.finished_at = timezone.now()
+        scan.save()
+    return scan
+
+
+def _update_column(project: Project, column: str, values: dict[int, Any]) -> None:
+    """Set one column of many examples, ten thousand per statement."""
+    items = list(values.items())
+    for start in range(0, len(items), 10_000):
+        chunk = items[start : start + 10_000]
+        if connection.vendor == "postgresql":
+            kind = "bigint" if column == "cluster_id" else "boolean"
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Example._meta.db_table} AS e SET {column} = v.value FROM unnest(%s::bigint[],"
+                    f" %s::{kind}[]) AS v(id, value) WHERE e.id = v.id AND e.project_id = %s",
+                    [[key for key, _ in chunk], [value for _, value in chunk], project.pk],
+                )
+        else:
+            for key, value in chunk:
+                Example.objects.filter(pk=key, project=project).update(**{column: value})
+
+
+def duplicates_resolve(*, project: Project, cluster_id: int, keep_id: int, user: AbstractBaseUser) -> int:
+    """Keep one example of a duplicate cluster and reject the others (kept, with a comment, never deleted)."""
+    members = list(Example.objects.filter(project=project, cluster_id=cluster_id).exclude(pk=keep_id))
+    if not Example.objects.filter(project=project, cluster_id=cluster_id, pk=keep_id).exists():
+        raise ServiceError("the example to keep is not in that cluster.", field="keep")
+    rejected = 0
+    with transaction.atomic():
+        for example in members:
+            if example.status == ReviewStatus.REJECTED:
+                continue
+            example_update(
+                example=example,
+                user=user,
+                version=example.version,
+                changes={"status": ReviewStatus.REJECTED},
+                comment=f"Duplicate of #{keep_id}.",
+            )
+            rejected += 1
+    return rejected
+
+
+# --- Dataset versions ----------------------------------------------------------------------------------------------
+
+
+def dataset_version_freeze(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    train: float = 0.8,
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 0,
+    max_per_label: int | None = None,
+) -> DatasetVersion:
+    """Freeze the approved examples into an immutable, stratified, group-aware train/val/test split.
+
+    max_per_label balances the labels: surplus examples of over-represented labels are left out, chosen by the
+    same seeded order (deterministic). Near-duplicate clusters (from the last quality scan) stay in one split.
+    """
+    shares = (train, val, test)
+    if any(not isinstance(share, (int, float)) or share < 0 for share in shares) or abs(sum(shares) - 1) > 1e-6:
+        raise ServiceError("train, val and test must be non-negative shares that add up to 1.", field="train")
+    if train <= 0:
+        raise ServiceError("the train share must be above 0.", field="train")
+    if max_per_label is not None and max_per_label < 1:
+        raise ServiceError("max_per_label must be at least 1.", field="max_per_label")
+    rows = (
+        Example.objects.filter(project=project, status=ReviewStatus.APPROVED)
+        .order_by("id")
+        .values_list("id", "label", "cluster_id")
+    )
+    members: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for example_id, label, cluster_id in rows.iterator(10_000):
+        members[cluster_id or example_id].append((example_id, label))
+    if max_per_label is not None:
+        members = _capped(members, max_per_label=max_per_label, seed=seed)
+    if not members:
+        raise ServiceError("there is no approved example to freeze.")
+    strata = (
+        (group, Counter(label for _, label in group_members).most_common(1)[0][0], len(group_members))
+        for group, group_members in members.items()
+    )
+    splits = quality.assign_splits(strata, train=train, val=val, seed=seed)
+    assignment = sorted((example_id, splits[group]) for group, items in members.items() for example_id, _ in items)
+    labels = {example_id: label for items in members.values() for example_id, label in items}
+    counts: dict[str, Any] = {split: {"total": 0, "labels": Counter()} for split in ("train", "val", "test")}
+    for example_id, split in assignment:
+        counts[split]["total"] += 1
+        counts[split]["labels"][labels[example_id] or "(none)"] += 1
+    counts = {split: {"total": c["total"], "labels": dict(c["labels"])} for split, c in counts.items()}
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()  # one freeze at a time per project
+        number = (DatasetVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+        version = DatasetVersion.objects.create(
+            project=project,
+            number=number,
+            created_by=user,
+            seed=seed,
+            train_share=train,
+            val_share=val,
+            test_share=test,
+            max_per_label=max_per_label,
+            counts=counts,
+            content_hash="",
+        )
+        _version_items_write(version, assignment)
+        version.content_hash = _version_hash(version)
+        version.save(update_fields=["content_hash"])
+    return version
+
+
+def _capped(members: dict[int, list], *, max_per_label: int, seed: int) -> dict[int, list]:
+    """Keep at most max_per_label examples of each label, the first ones in a seeded order."""
+    kept: dict[str, int] = Counter()
+    result: dict[int, list] = defaultdict(list)
+    ordered = sorted(
+        (
+            (quality.group_rank(seed, example_id), group, example_id, label)
+            for group, items in members.items()
+            for example_id, label in items
+        )
+    )
+    for _, group, example_id, label in ordered:
+        if kept[label] < max_per_label:
+            kept[label] += 1
+            result[group].append((example_id, label))
+    return result
+
+
+def _version_items_write(version: DatasetVersion, assignment: list[tuple[int, str]]) -> None:
+    """Copy each example's content into the version, in the database, ten thousand at a time."""
+    table = DatasetVersionItem._meta.db_table
+    for start in range(0, len(assignment), 10_000):
+        chunk = assignment[start : start + 10_000]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (version_id, example_id, split, content_hash, messages, label)"
+                    f" SELECT %s, e.id, v.split, e.content_hash, e.messages, e.label FROM {Example._meta.db_table} e"
+                    " JOIN unnest(%s::bigint[], %s::text[]) AS v(id, split) ON v.id = e.id ORDER BY e.id",
+                    [version.pk, [example_id for example_id, _ in chunk], [split for _, split in chunk]],
+                )
+        else:
+            split_of = dict(chunk)
+            examples = Example.objects.filter(pk__in=split_of).values_list("id", "content_hash", "messages", "label")
+            DatasetVersionItem.objects.bulk_create(
+                DatasetVersionItem(
+                    version=version,
+                    example_id=example_id,
+                    split=split_of[example_id],
+                    content_hash=content,
+                    messages=messages,
+                    label=label,
+                )
+                for example_id, content, messages, label in examples
+            )
+
+
+def _version_hash(version: DatasetVersion) -> str:
+    digest = hashlib.sha256()
+    items = version.items.order_by("example_id").values_list("example_id", "content_hash", "split")
+    for example_id, content, split in items.iterator(10_000):
+        digest.update(f"{example_id}:{content}:{split}\n".encode())
+    return digest.hexdigest()

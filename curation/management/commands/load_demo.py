@@ -69,6 +69,8 @@ class Command(BaseCommand):
             f"({job.duplicate_count} exact duplicates dropped, {job.rejected_count} rejected)."
         )
         self._review_some(project, users)
+        scan = services.quality_scan_run(scan=services.quality_scan_start(project=project))
+        self.stdout.write(f"Quality scan: {scan.clusters} near-duplicate clusters among {scan.examples} examples.")
 
     def _review_some(self, project, users):
         """About a fifth already reviewed by the two experts, with a few rejections and a fixed answer."""
