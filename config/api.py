@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from curation.api import quality_views as quality
 from curation.api import views as curation
 from curation.services import ServiceError
 
@@ -23,6 +24,26 @@ urlpatterns = [
     path("projects/<slug:slug>/imports/", curation.ImportView.as_view(), name="import-list"),
     path("projects/<slug:slug>/imports/<int:pk>/", curation.ImportDetailView.as_view(), name="import-detail"),
     path("projects/<slug:slug>/export/", curation.ExportView.as_view(), name="export"),
+    path("projects/<slug:slug>/readiness/", quality.ReadinessView.as_view(), name="readiness"),
+    path("projects/<slug:slug>/stats/", quality.StatsView.as_view(), name="stats"),
+    path("projects/<slug:slug>/quality-scans/", quality.QualityScanView.as_view(), name="quality-scans"),
+    path("projects/<slug:slug>/duplicates/", quality.DuplicateListView.as_view(), name="duplicates"),
+    path(
+        "projects/<slug:slug>/duplicates/<int:cluster_id>/resolve/",
+        quality.DuplicateResolveView.as_view(),
+        name="duplicate-resolve",
+    ),
+    path("projects/<slug:slug>/dataset-versions/", quality.DatasetVersionListView.as_view(), name="dataset-versions"),
+    path(
+        "projects/<slug:slug>/dataset-versions/<int:pk>/",
+        quality.DatasetVersionDetailView.as_view(),
+        name="dataset-version-detail",
+    ),
+    path(
+        "projects/<slug:slug>/dataset-versions/<int:pk>/export/",
+        quality.DatasetVersionExportView.as_view(),
+        name="dataset-version-export",
+    ),
 ]
 
 

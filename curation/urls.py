@@ -7,6 +7,13 @@ urlpatterns = [
     path("", views.project_list, name="project_list"),
     path("projects/<slug:slug>/", views.project_detail, name="project_detail"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
+    path("projects/<slug:slug>/quality-scan/", views.quality_scan_start, name="quality_scan_start"),
+    path("projects/<slug:slug>/freeze/", views.dataset_version_freeze, name="dataset_version_freeze"),
+    path(
+        "projects/<slug:slug>/duplicates/<int:cluster_id>/resolve/",
+        views.duplicates_resolve,
+        name="duplicates_resolve",
+    ),
     path("projects/<slug:slug>/review/", views.review_next, name="review_next"),
     path("projects/<slug:slug>/examples/", views.example_list, name="example_list"),
     path("projects/<slug:slug>/examples/<int:pk>/review/", views.review_example, name="review_example"),

@@ -41,6 +41,17 @@ def project_detail(request, slug: str):
         "labels": sorted(selectors.project_label_counts(project=project).items()),
         "imports": selectors.import_job_list(project=project)[:10],
         "experts": selectors.expert_stats(project=project),
+        "readiness": selectors.readiness(project=project),
+        "dashboard": (dashboard := selectors.dashboard_stats(project=project)),
+        "chart_data": {
+            "labels": dashboard["labels"],
+            "approved": list(dashboard["approved_by_label"].values()),
+            "all": list(dashboard["all_by_label"].values()),
+            "target": max(dashboard["approved_by_label"].values(), default=0),
+            "tokens": dashboard["tokens"],
+        },
+        "duplicates": selectors.duplicate_cluster_list(project=project, limit=20),
+        "versions": project.dataset_versions.select_related("created_by")[:10],
         "agreement": selectors.agreement(project=project) if project.reviews_required > 1 else None,
         "disputed": selectors.disagreement_list(project=project).count(),
     }
@@ -56,6 +67,54 @@ def project_settings(request, slug: str):
         flash.success(request, f"Saved: each example now needs {project.reviews_required} review(s).")
     except (ValueError, services.ServiceError):
         flash.error(request, "Reviews required must be a whole number from 1 to 5.")
+    return redirect("curation:project_detail", slug=slug)
+
+
+@login_required
+@require_POST
+def quality_scan_start(request, slug: str):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    services.quality_scan_start(project=project)
+    flash.success(request, "Quality scan queued: duplicates, format and token lengths are checked in the background.")
+    return redirect("curation:project_detail", slug=slug)
+
+
+@login_required
+@require_POST
+def dataset_version_freeze(request, slug: str):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    try:
+        cap = request.POST.get("max_per_label", "").strip()
+        version = services.dataset_version_freeze(
+            project=project,
+            user=request.user,
+            train=float(request.POST.get("train", "0.8")),
+            val=float(request.POST.get("val", "0.1")),
+            test=float(request.POST.get("test", "0.1")),
+            seed=int(request.POST.get("seed", "0") or 0),
+            max_per_label=int(cap) if cap else None,
+        )
+        flash.success(
+            request, f"Version {version.number} frozen: {sum(c['total'] for c in version.counts.values())} examples."
+        )
+    except ValueError:
+        flash.error(request, "Shares must be numbers and the seed and cap whole numbers.")
+    except services.ServiceError as error:
+        flash.error(request, error.message)
+    return redirect("curation:project_detail", slug=slug)
+
+
+@login_required
+@require_POST
+def duplicates_resolve(request, slug: str, cluster_id: int):
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    try:
+        rejected = services.duplicates_resolve(
+            project=project, cluster_id=cluster_id, keep_id=int(request.POST.get("keep", "0")), user=request.user
+        )
+        flash.success(request, f"Kept one example; {rejected} duplicate(s) rejected.")
+    except (ValueError, services.ServiceError):
+        flash.error(request, "Choose the example to keep.")
     return redirect("curation:project_detail", slug=slug)
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from ..models import Example, ImportJob, Membership, Project, ReviewStatus
+from ..models import DatasetVersion, Example, ImportJob, Membership, Project, QualityScan, ReviewStatus
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -119,3 +119,74 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "errors_truncated",
         ]
         read_only_fields = fields
+
+
+class QualityScanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QualityScan
+        fields = [
+            "id",
+            "status",
+            "threshold",
+            "examples",
+            "clusters",
+            "clustered_examples",
+            "stats",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id",
+            "number",
+            "created_by",
+            "created_at",
+            "seed",
+            "train_share",
+            "val_share",
+            "test_share",
+            "max_per_label",
+            "counts",
+            "content_hash",
+        ]
+        read_only_fields = fields
+
+
+class DatasetVersionCreateSerializer(serializers.Serializer):
+    train = serializers.FloatField(default=0.8, min_value=0, max_value=1)
+    val = serializers.FloatField(default=0.1, min_value=0, max_value=1)
+    test = serializers.FloatField(default=0.1, min_value=0, max_value=1)
+    seed = serializers.IntegerField(default=0)
+    max_per_label = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Balance: at most this many approved examples per label.",
+    )
+
+
+class ReadinessCheckSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    passed = serializers.BooleanField()
+    detail = serializers.CharField()
+    threshold = serializers.CharField()
+
+
+class ReadinessSerializer(serializers.Serializer):
+    ready = serializers.BooleanField()
+    checks = ReadinessCheckSerializer(many=True)
+    advice = serializers.ListField(child=serializers.CharField())
+    thresholds = serializers.DictField()
+
+
+class DuplicateResolveSerializer(serializers.Serializer):
+    keep = serializers.IntegerField(help_text="The example to keep; the cluster's other members are rejected.")

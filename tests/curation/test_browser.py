@@ -131,3 +131,25 @@ def test_a_stale_save_shows_the_conflict_and_loses_nothing(browser, live_server,
     assert "maria's impact" in example.messages[-1]["content"]
     kept = [r.messages[-1]["content"] for r in Revision.objects.filter(example=example).order_by("version")]
     assert any("alex's impact" in text for text in kept) and any("maria's impact" in text for text in kept)
+
+
+def test_the_dashboard_draws_its_charts_and_the_verdict(browser, live_server, project, queue, lead):
+    Example.objects.filter(project=project).update(status="approved")
+    services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    page = log_in(browser.new_context(viewport={"width": 1280, "height": 900}), live_server.url, "lena", "pw-lena")
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/projects/{project.slug}/")
+    page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('label-chart'))")
+    drawn = page.evaluate(
+        "['label-chart', 'token-chart'].map(id => Chart.getChart(document.getElementById(id)).data.datasets.length)"
+    )
+    assert drawn == [3, 3] and errors == []
+    assert "NOT READY" in page.inner_text("[data-readiness]")
+    assert "✗" in page.inner_text("[data-check=min_examples]")
+    page.click("text=Freeze version")
+    page.wait_for_selector("text=Version 1 frozen")
+    assert "v1" in page.inner_text("body")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.context.close()

@@ -81,10 +81,14 @@ class Command(BaseCommand):
             outcome = rng.choices(
                 [ReviewStatus.APPROVED, ReviewStatus.NEEDS_CHANGES, ReviewStatus.REJECTED], [0.9, 0.06, 0.04]
             )[0]
-            services.example_update(
-                example=example, user=rng.choice(experts), version=example.version, changes={"status": outcome}
+            services.example_review(
+                example=example,
+                reviewer=rng.choice(experts),
+                version=example.version,
+                decision=outcome,
+                label=example.label,
             )
-        fixed = examples[0]
+        fixed = Example.objects.get(pk=examples[0].pk)
         messages = [dict(message) for message in fixed.messages]
         messages[-1]["content"] = messages[-1]["content"].replace("ACTION: ", "ACTION: Acknowledge within 15 minutes. ")
         services.example_update(

@@ -1,0 +1,143 @@
+"""Data quality endpoints: dashboard numbers, the readiness verdict, quality scans, duplicates, dataset versions."""
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import selectors, services
+from ..models import DatasetVersion, DatasetVersionItem
+from .serializers import (
+    DatasetVersionCreateSerializer,
+    DatasetVersionSerializer,
+    DuplicateResolveSerializer,
+    QualityScanSerializer,
+    ReadinessSerializer,
+)
+
+
+class ReadinessView(APIView):
+    """Is the data good enough to fine-tune on? Each check with its threshold, and advice."""
+
+    @extend_schema(responses=ReadinessSerializer)
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        return Response(selectors.readiness(project=project))
+
+
+class StatsView(APIView):
+    """The dataset dashboard's numbers: status counts, labels and deficits, token lengths, the last scan."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        stats = selectors.dashboard_stats(project=project)
+        stats["scan"] = QualityScanSerializer(stats["scan"]).data if stats["scan"] else None
+        return Response(stats)
+
+
+class QualityScanView(APIView):
+    """Quality scans (near duplicates, format conformance, token lengths); leads start one."""
+
+    @extend_schema(responses=QualityScanSerializer(many=True))
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        return Response(QualityScanSerializer(project.quality_scans.all()[:20], many=True).data)
+
+    @extend_schema(request=None, responses={202: QualityScanSerializer})
+    def post(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        scan = services.quality_scan_start(project=project)
+        return Response(QualityScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DuplicateListView(APIView):
+    """Clusters of exact or near-duplicate approved examples, largest first."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        clusters = selectors.duplicate_cluster_list(project=project)
+        body = [
+            {
+                "cluster_id": c["cluster_id"],
+                "examples": [{"id": e.pk, "label": e.label, "messages": e.messages} for e in c["examples"]],
+            }
+            for c in clusters
+        ]
+        return Response(body)
+
+
+class DuplicateResolveView(APIView):
+    """Keep one example of a cluster; the others are rejected (kept in history, never deleted)."""
+
+    @extend_schema(
+        request=DuplicateResolveSerializer,
+        responses=inline_serializer("DuplicateResolved", {"rejected": serializers.IntegerField()}),
+    )
+    def post(self, request, slug: str, cluster_id: int):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = DuplicateResolveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rejected = services.duplicates_resolve(
+            project=project, cluster_id=cluster_id, keep_id=serializer.validated_data["keep"], user=request.user
+        )
+        return Response({"rejected": rejected})
+
+
+class DatasetVersionListView(APIView):
+    """Frozen dataset versions; leads freeze a new one (approved examples, stratified, 80/10/10 by default)."""
+
+    @extend_schema(responses=DatasetVersionSerializer(many=True))
+    def get(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug)
+        versions = DatasetVersion.objects.filter(project=project).select_related("created_by")
+        return Response(DatasetVersionSerializer(versions, many=True).data)
+
+    @extend_schema(request=DatasetVersionCreateSerializer, responses={201: DatasetVersionSerializer})
+    def post(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = DatasetVersionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.dataset_version_freeze(project=project, user=request.user, **serializer.validated_data)
+        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+def _version(request, slug: str, pk: int) -> DatasetVersion:
+    project = selectors.project_get(user=request.user, slug=slug)
+    version = DatasetVersion.objects.filter(project=project, pk=pk).select_related("created_by").first()
+    if version is None:
+        raise NotFound("No such dataset version.")
+    return version
+
+
+class DatasetVersionDetailView(APIView):
+    @extend_schema(responses=DatasetVersionSerializer)
+    def get(self, request, slug: str, pk: int):
+        return Response(DatasetVersionSerializer(_version(request, slug, pk)).data)
+
+
+class DatasetVersionExportView(APIView):
+    """One split of a frozen version as JSONL in the OpenAI chat format, exactly as it was frozen."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("split", str, enum=DatasetVersionItem.Split.values, required=True),
+            OpenApiParameter("messages_only", bool, description="Only `messages` on each line."),
+        ],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, slug: str, pk: int):
+        version = _version(request, slug, pk)
+        split = request.query_params.get("split", "")
+        if split not in DatasetVersionItem.Split.values:
+            raise ValidationError({"split": ["Must be one of train, val, test."]})
+        messages_only = request.query_params.get("messages_only", "").lower() in {"1", "true", "yes"}
+        lines = selectors.version_export_lines(version=version, split=split, messages_only=messages_only)
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        name = f"{version.project.slug}-v{version.number}-{split}.jsonl"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
