@@ -74,10 +74,25 @@ def project_label_counts(*, project: Project) -> dict[str, int]:
 
 
 def example_list(
-    *, project: Project, status: str = "", label: str = "", tag: str = "", q: str = "", reviewer: str = ""
+    *,
+    project: Project,
+    status: str = "",
+    label: str = "",
+    tag: str = "",
+    q: str = "",
+    reviewer: str = "",
+    format: str = "",
+    cluster: str = "",
 ) -> QuerySet[Example]:
-    """A project's examples filtered by status, label, tag, reviewer and free text (words in any message)."""
+    """A project's examples filtered by status, label, tag, reviewer, answer format (ok / bad / unchecked),
+    duplicate cluster and free text (words in any message)."""
     examples = Example.objects.filter(project=project)
+    if format in ("ok", "bad"):
+        examples = examples.filter(format_ok=format == "ok")
+    elif format == "unchecked":
+        examples = examples.filter(format_ok__isnull=True)
+    if cluster.isdigit():
+        examples = examples.filter(cluster_id=int(cluster))
     if reviewer:
         examples = examples.filter(reviews__reviewer__username=reviewer)
     if status:

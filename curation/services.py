@@ -557,7 +557,9 @@ def _held_key(project: Project, reviewer: AbstractBaseUser) -> str:
     return f"curation:held:{project.pk}:{reviewer.pk}"
 
 
-def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id: int | None = None) -> Example | None:
+def review_queue_next(
+    *, project: Project, reviewer: AbstractBaseUser, after_id: int | None = None, label: str = ""
+) -> Example | None:
     """Claim the next example for this reviewer alone.
 
     The next example still needs a review, is not held by anyone else (a lock from a closed tab counts as free once
@@ -565,7 +567,8 @@ def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id:
     moment are skipped (SKIP LOCKED), so two experts asking at once never get the same example. `after_id` skips
     ahead (the "next" key), wrapping around to the start, and gives that example back. Asked again without skipping
     (a reload), the reviewer gets the example they hold rather than a second one. Other examples are given back by
-    the review, by the closing tab (review_lock_release) or by their lock's expiry.
+    the review, by the closing tab (review_lock_release) or by their lock's expiry. `label` limits the queue to
+    one label (to send experts where the balance needs them).
     """
     now = timezone.now()
     # The example the queue gave this reviewer last (the lock columns are not indexed, so the cache remembers it).
@@ -578,8 +581,9 @@ def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id:
             .exclude(reviews__reviewer=reviewer)
             .first()
         )
-        if current is not None and review_lock_claim(example=current, reviewer=reviewer):
-            return current
+        if current is not None and (not label or current.label == label):
+            if review_lock_claim(example=current, reviewer=reviewer):
+                return current
     with transaction.atomic():
         if after_id is not None:  # the example being skipped goes back to the queue at once
             Example.objects.filter(pk=after_id, locked_by=reviewer).update(locked_by=None, locked_until=None)
@@ -588,6 +592,7 @@ def review_queue_next(*, project: Project, reviewer: AbstractBaseUser, after_id:
             .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
             .filter(review_count__lt=project.reviews_required)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+            .filter(**({"label": label} if label else {}))
             .exclude(reviews__reviewer=reviewer)
             .order_by("id")
         )
@@ -792,11 +797,13 @@ def draft_discard(*, example: Example, user: AbstractBaseUser) -> None:
     Draft.objects.filter(example=example, user=user).delete()
 
 
-def example_review_then_next(*, example: Example, reviewer: AbstractBaseUser, **review) -> Example | None:
+def example_review_then_next(
+    *, example: Example, reviewer: AbstractBaseUser, queue_label: str = "", **review
+) -> Example | None:
     """Record a review and claim the reviewer's next example, in one transaction (one commit, not two)."""
     with transaction.atomic():
         example_review(example=example, reviewer=reviewer, **review)
-        return review_queue_next(project=example.project, reviewer=reviewer, after_id=example.pk)
+        return review_queue_next(project=example.project, reviewer=reviewer, after_id=example.pk, label=queue_label)
 
 
 # --- Quality scan: near duplicates, format conformance, token lengths ------------------------------------------
@@ -804,12 +811,21 @@ def example_review_then_next(*, example: Example, reviewer: AbstractBaseUser, **
 TOKEN_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
 
-def quality_scan_start(*, project: Project) -> QualityScan:
-    """Queue a scan of the project (one at a time: a scan already queued serves the new request too)."""
+def quality_scan_start(*, project: Project, threshold: float | None = None) -> QualityScan:
+    """Queue a scan of the project (one at a time: a scan already queued serves the new request too).
+
+    threshold: the Jaccard similarity from which two examples count as near duplicates (default 0.85)."""
+    if threshold is None:
+        threshold = quality.THRESHOLDS.near_duplicate_threshold
+    if not 0.5 <= threshold <= 1:
+        raise ServiceError("the near-duplicate threshold must be between 0.5 and 1.", field="threshold")
     queued = QualityScan.objects.filter(project=project, status=QualityScan.Status.QUEUED).first()
     if queued is not None:
+        if queued.threshold != threshold:
+            queued.threshold = threshold
+            queued.save(update_fields=["threshold"])
         return queued
-    scan = QualityScan.objects.create(project=project, threshold=quality.THRESHOLDS.near_duplicate_threshold)
+    scan = QualityScan.objects.create(project=project, threshold=threshold)
     from .tasks import quality_scan_run as task
 
     transaction.on_commit(lambda: task.delay(scan.pk), robust=True)

@@ -74,8 +74,13 @@ def project_settings(request, slug: str):
 @require_POST
 def quality_scan_start(request, slug: str):
     project = selectors.project_get(user=request.user, slug=slug, lead=True)
-    services.quality_scan_start(project=project)
-    flash.success(request, "Quality scan queued: duplicates, format and token lengths are checked in the background.")
+    try:
+        services.quality_scan_start(project=project, threshold=float(request.POST.get("threshold") or 0.85))
+        flash.success(
+            request, "Quality scan queued: duplicates, format and token lengths are checked in the background."
+        )
+    except (ValueError, services.ServiceError):
+        flash.error(request, "The near-duplicate threshold must be a number between 0.5 and 1.")
     return redirect("curation:project_detail", slug=slug)
 
 
@@ -151,6 +156,7 @@ def _review_context(
         "my_review": None if fresh else Review.objects.filter(example=example, reviewer=request.user).first(),
         # The import writes no revision; the first change stores the original and itself, then one per change.
         "revision_count": 0 if example.version == 1 else example.version,
+        "queue_label": request.GET.get("label") or request.POST.get("queue_label", ""),
         "error": error,
         **extra,
     }
@@ -176,6 +182,7 @@ def review_next(request, slug: str):
         project=project,
         reviewer=request.user,
         after_id=int(after) if after and after.isdigit() else None,
+        label=request.GET.get("label", ""),
     )
     if example is None:
         template = "curation/htmx/queue_empty.html" if request.htmx else "curation/review_empty.html"
@@ -233,6 +240,7 @@ def review_submit(request, slug: str, pk: int):
             messages=mine["messages"],
             tags=mine["tags"],
             comment=mine["comment"],
+            queue_label=request.POST.get("queue_label", ""),
         )
     except services.VersionConflict as conflict:
         return _conflict(request, project, conflict.current, mine)
@@ -323,7 +331,10 @@ def review_release(request, slug: str, pk: int):
 def example_list(request, slug: str):
     """All examples, filtered by status, label, tag, reviewer and words; the filters live in the URL."""
     project = selectors.project_get(user=request.user, slug=slug)
-    filters = {key: request.GET.get(key, "").strip() for key in ("status", "label", "tag", "reviewer", "q")}
+    filters = {
+        key: request.GET.get(key, "").strip()
+        for key in ("status", "label", "tag", "reviewer", "q", "format", "cluster")
+    }
     if filters["status"] not in ("", *ReviewStatus.values):
         filters["status"] = ""
     examples = selectors.example_list(project=project, **filters)
@@ -337,6 +348,7 @@ def example_list(request, slug: str):
         "examples": page[:PAGE_SIZE],
         "more": page[PAGE_SIZE].pk - 1 if len(page) > PAGE_SIZE else None,
         "statuses": ReviewStatus.choices,
+        "formats": [("ok", "fits the format"), ("bad", "does not fit"), ("unchecked", "not checked yet")],
         "reviewers": project.memberships.select_related("user").order_by("user__username"),
         "query": request.GET.urlencode(),
     }

@@ -47,10 +47,16 @@ class QualityScanView(APIView):
         project = selectors.project_get(user=request.user, slug=slug)
         return Response(QualityScanSerializer(project.quality_scans.all()[:20], many=True).data)
 
-    @extend_schema(request=None, responses={202: QualityScanSerializer})
+    @extend_schema(
+        request=inline_serializer("QualityScanStart", {"threshold": serializers.FloatField(required=False)}),
+        responses={202: QualityScanSerializer},
+    )
     def post(self, request, slug: str):
         project = selectors.project_get(user=request.user, slug=slug, lead=True)
-        scan = services.quality_scan_start(project=project)
+        threshold = request.data.get("threshold") if hasattr(request.data, "get") else None
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            raise ValidationError({"threshold": ["A number between 0.5 and 1."]})
+        scan = services.quality_scan_start(project=project, threshold=threshold)
         return Response(QualityScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -233,3 +233,19 @@ def test_resolving_a_cluster_keeps_one_and_rejects_the_rest(project, approved, l
     assert lead_api.post(url, {"keep": approved[60].pk}, format="json").json() == {"rejected": 1}
     assert Example.objects.get(pk=approved[0].pk).status == "rejected"
     assert selectors.duplicate_cluster_list(project=project) == []
+
+
+@pytest.mark.django_db
+def test_scan_threshold_format_filter_and_label_queue(project, approved, lead_api, expert):
+    response = lead_api.post(f"/api/v1/projects/{project.slug}/quality-scans/", {"threshold": 0.95}, format="json")
+    assert response.status_code == 202 and response.json()["threshold"] == 0.95
+    assert (
+        lead_api.post(f"/api/v1/projects/{project.slug}/quality-scans/", {"threshold": 0.2}, format="json").status_code
+        == 400
+    )
+    services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    bad = selectors.example_list(project=project, format="bad")
+    assert [e.messages[-1]["content"] for e in bad] == ["just words"]
+    Example.objects.filter(project=project).update(status="pending")
+    claimed = services.review_queue_next(project=project, reviewer=expert, label="P3")
+    assert claimed.label == "P3"
