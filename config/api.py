@@ -23,6 +23,7 @@ urlpatterns = [
     path("projects/<slug:slug>/examples/<int:pk>/", example, name="example-detail"),
     path("projects/<slug:slug>/imports/", curation.ImportView.as_view(), name="import-list"),
     path("projects/<slug:slug>/imports/<int:pk>/", curation.ImportDetailView.as_view(), name="import-detail"),
+    path("projects/<slug:slug>/imports/<int:pk>/errors/", curation.ImportErrorsView.as_view(), name="import-errors"),
     path("projects/<slug:slug>/export/", curation.ExportView.as_view(), name="export"),
     path("projects/<slug:slug>/readiness/", quality.ReadinessView.as_view(), name="readiness"),
     path("projects/<slug:slug>/stats/", quality.StatsView.as_view(), name="stats"),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -306,4 +309,23 @@ class ExportView(APIView):
         lines = selectors.example_export_lines(examples=examples, messages_only=messages_only)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}.jsonl"'
+        return response
+
+
+class ImportErrorsView(APIView):
+    """An import's error report as CSV (line, code, message), to fix the file with."""
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    def get(self, request, slug: str, pk: int):
+        project = selectors.project_get(user=request.user, slug=slug)
+        job = selectors.import_job_list(project=project).filter(pk=pk).first()
+        if job is None:
+            raise NotFound("No such import.")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["line", "code", "message"])
+        for error in job.errors:
+            writer.writerow([error["line"], error["code"], error["message"]])
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response

@@ -153,3 +153,21 @@ def test_the_dashboard_draws_its_charts_and_the_verdict(browser, live_server, pr
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     page.context.close()
+
+
+def test_a_lead_uploads_a_file_and_reads_the_line_numbered_report(browser, live_server, project, tmp_path):
+    upload = tmp_path / "tickets.jsonl"
+    upload.write_bytes(jsonl([chat("first upload"), b"{not json", chat("second upload")]))
+    page = log_in(browser.new_context(), live_server.url, "lena", "pw-lena")
+    page.goto(f"{live_server.url}/projects/{project.slug}/")
+    page.set_input_files("[data-upload-form] input[type=file]", str(upload))
+    page.select_option("[data-upload-form] select[name=mode]", "partial")
+    page.click("[data-upload-form] button")
+    page.wait_for_selector("[data-upload-errors]")
+    assert page.evaluate("document.querySelector('[data-upload-progress]').value") == 100
+    assert "2 created" in page.inner_text("[data-upload-report]")
+    assert "line 2" in page.inner_text("[data-upload-errors]") and "invalid_json" in page.inner_text("body")
+    csv_text = page.evaluate("fetch(document.querySelector('[data-upload-errors-link]').href).then(r => r.text())")
+    assert csv_text.splitlines()[0] == "line,code,message" and csv_text.splitlines()[1].startswith("2,invalid_json")
+    assert Example.objects.filter(project=project).count() == 2
+    page.context.close()
