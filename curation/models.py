@@ -121,6 +121,9 @@ class Example(models.Model):
             # The queue, the list and the stats filter by project and status or label and walk by id.
             models.Index(fields=["project", "status", "id"], name="example_project_status"),
             models.Index(fields=["project", "label", "id"], name="example_project_label"),
+            models.Index(
+                fields=["project", "cluster_id"], condition=Q(cluster_id__isnull=False), name="example_clustered"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -327,3 +330,35 @@ class DatasetVersionItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.split} #{self.example_id}"
+
+
+class ExampleCounter(models.Model):
+    """How many examples a project has per status, label, format result and edge-case tag.
+
+    Maintained by database triggers on the examples table (migration 0005), so that the dashboard and the readiness
+    verdict read a handful of rows instead of counting a million. Rows are spread over a few shards so that
+    concurrent reviews do not queue on one hot row; read them with SUM.
+    """
+
+    class FormatState(models.IntegerChoices):
+        UNCHECKED = 0, "Not checked"
+        OK = 1, "Fits the format"
+        BAD = 2, "Does not fit"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    shard = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=20)
+    label = models.CharField(max_length=100, blank=True)
+    format_state = models.SmallIntegerField(choices=FormatState.choices)
+    edge_case = models.BooleanField()
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "shard", "status", "label", "format_state", "edge_case"], name="examplecounter_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.status} {self.label}: {self.n}"

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.http import Http404
@@ -23,6 +22,7 @@ from .models import (
     DatasetVersionItem,
     Draft,
     Example,
+    ExampleCounter,
     ImportJob,
     Membership,
     Project,
@@ -63,14 +63,32 @@ def project_get(*, user: AbstractBaseUser, slug: str, lead: bool = False) -> Pro
     return project
 
 
+def example_counts(*, project: Project) -> list[dict[str, Any]]:
+    """The project's examples counted by status, label, format state and edge-case tag, from the counters the
+    database maintains (ExampleCounter): a handful of rows whatever the size of the project."""
+    rows = (
+        ExampleCounter.objects.filter(project=project)
+        .values("status", "label", "format_state", "edge_case")
+        .annotate(count=Sum("n"))
+        .order_by()
+    )
+    return [row for row in rows if row["count"]]
+
+
+def _count_by(rows: list[dict[str, Any]], key: str, **match: Any) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if all(row[field] == value for field, value in match.items()):
+            counts[row[key]] += row["count"]
+    return dict(counts)
+
+
 def project_status_counts(*, project: Project) -> dict[str, int]:
-    rows = Example.objects.filter(project=project).values_list("status").annotate(n=Count("id")).order_by()
-    return dict(rows)
+    return _count_by(example_counts(project=project), "status")
 
 
 def project_label_counts(*, project: Project) -> dict[str, int]:
-    rows = Example.objects.filter(project=project).values_list("label").annotate(n=Count("id")).order_by()
-    return dict(rows)
+    return _count_by(example_counts(project=project), "label")
 
 
 def example_list(
@@ -149,27 +167,9 @@ def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
 # --- Review ---------------------------------------------------------------------------------------------------
 
 
-PROGRESS_CACHE_SECONDS = 300
-
-
-def progress_cache_keys(project_id: int) -> dict[str, str]:
-    return {status: f"curation:progress:{project_id}:{status}" for status in ReviewStatus.values}
-
-
 def review_progress(*, project: Project) -> dict[str, int]:
-    """Examples by status, and how many are reviewed.
-
-    Counting a large project on every review page would cost more than the rest of the page, so the counts live in
-    the cache, one key per status: a status change moves one count atomically (services._progress_moved), an
-    import drops them, and they are counted afresh at least every few minutes.
-    """
-    keys = progress_cache_keys(project.pk)
-    cached = cache.get_many(keys.values())
-    if len(cached) == len(keys):
-        counts = {status: cached[key] for status, key in keys.items()}
-    else:
-        counts = project_status_counts(project=project)
-        cache.set_many({key: counts.get(status, 0) for status, key in keys.items()}, PROGRESS_CACHE_SECONDS)
+    """Examples by status, and how many are reviewed (from the maintained counters: cheap at any size)."""
+    counts = project_status_counts(project=project)
     total = sum(counts.values())
     return {"total": total, "reviewed": total - counts.get(ReviewStatus.PENDING, 0), **counts}
 
@@ -389,14 +389,16 @@ def readiness_stats(*, project: Project) -> dict[str, Any]:
     approved = _approved(project)
     scan = quality_scan_latest(project=project)
     version = dataset_version_latest(project=project)
-    format_counts = approved.aggregate(
-        checked=Count("id", filter=Q(format_ok__isnull=False)), ok=Count("id", filter=Q(format_ok=True))
-    )
+    counts = example_counts(project=project)
+    by_format = _count_by(counts, "format_state", status=ReviewStatus.APPROVED)
     stats: dict[str, Any] = {
-        "approved": approved.count(),
-        "label_counts": dict(approved.exclude(label="").values_list("label").annotate(n=Count("id")).order_by()),
-        "edge_cases": _tagged(approved, "edge_case").count(),
+        "approved": sum(by_format.values()),
+        "label_counts": {
+            label: n for label, n in _count_by(counts, "label", status=ReviewStatus.APPROVED).items() if label
+        },
+        "edge_cases": sum(_count_by(counts, "status", status=ReviewStatus.APPROVED, edge_case=True).values()),
         "scan": {"threshold": scan.threshold, "finished_at": scan.finished_at} if scan else None,
+        # Served by the partial index on clustered examples: a small share of the project.
         "duplicate_clusters": (
             approved.filter(cluster_id__isnull=False)
             .values("cluster_id")
@@ -405,27 +407,41 @@ def readiness_stats(*, project: Project) -> dict[str, Any]:
             .count()
         ),
         "format_kind": (project.output_format or {}).get("kind", "none"),
-        "format_checked": format_counts["checked"],
-        "format_ok": format_counts["ok"],
+        "format_checked": by_format.get(1, 0) + by_format.get(2, 0),
+        "format_ok": by_format.get(1, 0),
         "label_only_share": _label_only_share(project),
         "version": None,
     }
     if version is not None:
-        items = DatasetVersionItem.objects.filter(version=version)
-        leaking = (
-            items.filter(example__cluster_id__isnull=False)
-            .values("example__cluster_id")
-            .annotate(splits=Count("split", distinct=True))
-            .filter(splits__gt=1)
-            .count()
-        )
         stats["version"] = {
             "number": version.number,
-            "size": items.count(),
-            "not_approved_now": items.exclude(example__status=ReviewStatus.APPROVED).count(),
-            "leaking_clusters": leaking,
+            "size": sum(split["total"] for split in version.counts.values()),
+            "not_approved_now": _version_not_approved(version),
+            "leaking_clusters": _version_leaks(version),
         }
     return stats
+
+
+def _version_not_approved(version: DatasetVersion) -> int:
+    """Examples of the version that are no longer approved (or deleted): a walk over the project's examples that
+    are not approved, usually few once reviewing is done, each looked up in the version."""
+    items = DatasetVersionItem.objects.filter(version=version)
+    changed = items.filter(
+        example__in=Example.objects.filter(project_id=version.project_id).exclude(status=ReviewStatus.APPROVED)
+    )
+    return changed.count() + items.filter(example__isnull=True).count()
+
+
+def _version_leaks(version: DatasetVersion) -> int:
+    """Near-duplicate clusters (as the latest scan sees them) whose members sit in more than one split."""
+    clustered = Example.objects.filter(project_id=version.project_id, cluster_id__isnull=False)
+    return (
+        DatasetVersionItem.objects.filter(version=version, example__in=clustered)
+        .values("example__cluster_id")
+        .annotate(splits=Count("split", distinct=True))
+        .filter(splits__gt=1)
+        .count()
+    )
 
 
 def _label_only_share(project: Project, sample: int = 500) -> float:
@@ -446,8 +462,9 @@ def readiness(*, project: Project) -> dict[str, Any]:
 def dashboard_stats(*, project: Project) -> dict[str, Any]:
     """What the dataset dashboard charts: status counts, labels with their deficits, token lengths, duplicates."""
     progress = review_progress(project=project)
-    approved_labels = dict(_approved(project).values_list("label").annotate(n=Count("id")).order_by())
-    all_labels = project_label_counts(project=project)
+    counts = example_counts(project=project)
+    approved_labels = _count_by(counts, "label", status=ReviewStatus.APPROVED)
+    all_labels = _count_by(counts, "label")
     labels = project.labels or sorted(label for label in all_labels if label)
     approved_by_label = {label: approved_labels.get(label, 0) for label in labels}
     counts = list(approved_by_label.values())

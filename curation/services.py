@@ -219,7 +219,6 @@ def import_examples(
     failed = bool(sink.count) and mode == ImportJob.Mode.ATOMIC
     _import_finish(job, counted, sink, valid=0 if failed else valid, created=created, failed=failed)
     if created:
-        _progress_reset(project.pk)
         quality_scan_start(project=project)
     if created and connection.vendor == "postgresql":
         from .tasks import example_search_index
@@ -423,7 +422,6 @@ def example_update(
     if unknown:
         raise ServiceError(f"cannot change {', '.join(sorted(unknown))}.")
     values = _example_clean(example.project, changes)
-    status_before = example.status
     with transaction.atomic():
         _revision_initial(example)
         update = Example.objects.filter(pk=example.pk, version=version)
@@ -437,38 +435,11 @@ def example_update(
             raise VersionConflict(Example.objects.get(pk=example.pk))
         if "messages" in values:
             _example_search_refresh(example.pk)
-        if "status" in values:
-            _progress_moved(example.project_id, status_before, values["status"])
         for key, value in values.items():
             setattr(example, key, value)
         example.version = version + 1
         _revision_save(example, kind=kind, author=user, comment=comment)
     return example
-
-
-def _progress_reset(project_id: int) -> None:
-    """Drop a project's cached review counts once the change is committed; the next read counts afresh."""
-    from .selectors import progress_cache_keys
-
-    transaction.on_commit(lambda: cache.delete_many(list(progress_cache_keys(project_id).values())))
-
-
-def _progress_moved(project_id: int, before: str, after: str) -> None:
-    """Move one example from one cached status count to another, atomically, once the change is committed."""
-    if before == after:
-        return
-    from .selectors import progress_cache_keys
-
-    keys = progress_cache_keys(project_id)
-
-    def move():
-        try:
-            cache.decr(keys[before])
-            cache.incr(keys[after])
-        except ValueError:  # a count was not cached (or expired meanwhile): count afresh next time
-            cache.delete_many(list(keys.values()))
-
-    transaction.on_commit(move)
 
 
 def _revision_save(example: Example, *, kind: str, author, comment: str = "") -> Revision:
