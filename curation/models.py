@@ -124,6 +124,8 @@ class Example(models.Model):
             models.Index(
                 fields=["project", "cluster_id"], condition=Q(cluster_id__isnull=False), name="example_clustered"
             ),
+            # What changed since a dataset version was frozen (readiness: all_reviewed).
+            models.Index(fields=["project", "updated_at"], name="example_project_updated"),
         ]
 
     def __str__(self) -> str:

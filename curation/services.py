@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -1020,3 +1022,32 @@ def _version_hash(version: DatasetVersion) -> str:
     for example_id, content, split in items.iterator(10_000):
         digest.update(f"{example_id}:{content}:{split}\n".encode())
     return digest.hexdigest()
+
+
+def dataset_version_save_hf(*, version: DatasetVersion, path: Path) -> Path:
+    """Write a frozen version as a Hugging Face `datasets` folder (DatasetDict with train/val/test, save_to_disk).
+
+    Each split is streamed from the database into Arrow files (Dataset.from_generator), never held whole.
+    """
+    import datasets
+
+    features = datasets.Features(
+        {
+            "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
+            "label": datasets.Value("string"),
+        }
+    )
+
+    def rows(split: str):
+        items = version.items.filter(split=split).order_by("id").values_list("messages", "label")
+        for messages, label in items.iterator(2000):
+            yield {"messages": [{"role": m["role"], "content": m["content"]} for m in messages], "label": label}
+
+    with tempfile.TemporaryDirectory() as cache:
+        splits = {}
+        for split in DatasetVersionItem.Split.values:
+            splits[split] = datasets.Dataset.from_generator(
+                rows, gen_kwargs={"split": split}, features=features, cache_dir=cache, keep_in_memory=False
+            )
+        datasets.DatasetDict(splits).save_to_disk(str(path))
+    return path

@@ -1,6 +1,10 @@
 """Data quality endpoints: dashboard numbers, the readiness verdict, quality scans, duplicates, dataset versions."""
 
-from django.http import StreamingHttpResponse
+import tempfile
+import zipfile
+from pathlib import Path
+
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -131,13 +135,21 @@ class DatasetVersionExportView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("split", str, enum=DatasetVersionItem.Split.values, required=True),
+            OpenApiParameter("split", str, enum=DatasetVersionItem.Split.values, description="Required for JSONL."),
             OpenApiParameter("messages_only", bool, description="Only `messages` on each line."),
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["jsonl", "hf"],
+                description="hf: a zipped datasets folder, all splits.",
+            ),
         ],
-        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, (200, "application/zip"): OpenApiTypes.BINARY},
     )
     def get(self, request, slug: str, pk: int):
         version = _version(request, slug, pk)
+        if request.query_params.get("format") == "hf":
+            return _hf_zip(version)
         split = request.query_params.get("split", "")
         if split not in DatasetVersionItem.Split.values:
             raise ValidationError({"split": ["Must be one of train, val, test."]})
@@ -147,3 +159,17 @@ class DatasetVersionExportView(APIView):
         name = f"{version.project.slug}-v{version.number}-{split}.jsonl"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+def _hf_zip(version: DatasetVersion) -> FileResponse:
+    """The version as a zipped `datasets` folder (load_from_disk after unzipping), built in a temporary file."""
+    name = f"{version.project.slug}-v{version.number}"
+    with tempfile.TemporaryDirectory() as work:
+        folder = services.dataset_version_save_hf(version=version, path=Path(work) / name)
+        archive = tempfile.TemporaryFile()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for file in sorted(folder.rglob("*")):
+                if file.is_file():
+                    bundle.write(file, Path(name) / file.relative_to(folder))
+    archive.seek(0)
+    return FileResponse(archive, as_attachment=True, filename=f"{name}.zip", content_type="application/zip")

@@ -1,8 +1,9 @@
 """Triggers that keep curation_examplecounter equal to the examples' counts, on PostgreSQL and SQLite.
 
-PostgreSQL: statement-level triggers with transition tables, so a 100,000-row import costs one aggregate, and an
-update counts only the rows whose counted columns changed (taking or releasing a review lock counts nothing). Old
-and new rows go in one statement, ordered, so that two transactions never lock counter rows in opposite orders.
+PostgreSQL: statement-level triggers with transition tables, so a 100,000-row import costs one aggregate. An update
+adds the new rows' counts and takes away the old rows' (hash aggregates, no join), and writes only the counts that
+changed (taking or releasing a review lock writes nothing). Old and new rows go in one statement, ordered, so that
+two transactions never lock counter rows in opposite orders.
 SQLite (the laptop default): row-level triggers.
 """
 
@@ -31,11 +32,9 @@ BEGIN
         INSERT INTO curation_examplecounter AS c (project_id, status, label, format_state, edge_case, shard, n)
         SELECT d.project_id, d.status, d.label, d.format_state, d.edge_case, my_shard, sum(d.delta)
         FROM (
-            SELECT {PG_DIMS.format(t="o")}, -1 AS delta FROM old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE ({PG_DIMS.format(t="o")}) IS DISTINCT FROM ({PG_DIMS.format(t="n")})
+            SELECT {PG_DIMS.format(t="o")}, -1 AS delta FROM old_rows o
             UNION ALL
-            SELECT {PG_DIMS.format(t="n")}, 1 FROM old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE ({PG_DIMS.format(t="o")}) IS DISTINCT FROM ({PG_DIMS.format(t="n")})
+            SELECT {PG_DIMS.format(t="n")}, 1 FROM new_rows n
         ) AS d (project_id, status, label, format_state, edge_case, delta)
         GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.delta) <> 0 ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (project_id, shard, status, label, format_state, edge_case) DO UPDATE SET n = c.n + EXCLUDED.n;

@@ -22,8 +22,10 @@ def fresh(project) -> Counter:
 
 def maintained(project) -> Counter:
     return Counter(
-        {(r["status"], r["label"], r["format_state"], r["edge_case"]): r["count"]
-         for r in selectors.example_counts(project=project)}
+        {
+            (r["status"], r["label"], r["format_state"], r["edge_case"]): r["count"]
+            for r in selectors.example_counts(project=project)
+        }
     )
 
 

@@ -249,3 +249,43 @@ def test_scan_threshold_format_filter_and_label_queue(project, approved, lead_ap
     Example.objects.filter(project=project).update(status="pending")
     claimed = services.review_queue_next(project=project, reviewer=expert, label="P3")
     assert claimed.label == "P3"
+
+
+@pytest.mark.django_db
+def test_readiness_notices_an_example_unapproved_after_the_freeze(project, approved, lead):
+    services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    services.dataset_version_freeze(project=project, user=lead)
+    checks = {c["id"]: c for c in selectors.readiness(project=project)["checks"]}
+    assert checks["all_reviewed"]["passed"] and checks["split_frozen"]["passed"]
+    example = Example.objects.get(pk=approved[3].pk)
+    services.example_update(example=example, user=lead, version=example.version, changes={"status": "rejected"})
+    checks = {c["id"]: c for c in selectors.readiness(project=project)["checks"]}
+    assert (
+        checks["all_reviewed"]["passed"] is False
+        and "1 examples are no longer approved" in checks["all_reviewed"]["detail"]
+    )
+
+
+@pytest.mark.django_db
+def test_a_version_exports_as_a_hugging_face_datasets_folder(project, approved, lead, lead_api, tmp_path):
+    import io
+    import zipfile
+
+    import datasets
+    from django.core.management import call_command
+
+    version = services.dataset_version_freeze(project=project, user=lead, seed=3)
+    call_command("export_version", project.slug, "1", str(tmp_path / "hf"), "--hf", stdout=io.StringIO())
+    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert {split: len(loaded[split]) for split in loaded} == {
+        split: version.counts[split]["total"] for split in ("train", "val", "test")
+    }
+    assert loaded["train"][0]["messages"][0]["role"] == "system"
+    response = lead_api.get(f"/api/v1/projects/{project.slug}/dataset-versions/{version.pk}/export/?format=hf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as bundle:
+        assert "triage-v1/dataset_dict.json" in bundle.namelist()
+    call_command("export_version", project.slug, "1", str(tmp_path / "jsonl"), stdout=io.StringIO())
+    assert (
+        sum(len((tmp_path / "jsonl" / f"{s}.jsonl").read_bytes().splitlines()) for s in ("train", "val", "test")) == 62
+    )
