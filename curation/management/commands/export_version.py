@@ -9,7 +9,7 @@ from curation.models import DatasetVersion
 
 
 class Command(BaseCommand):
-    help = "Export version NUMBER of project SLUG into OUTPUT: train/val/test .jsonl files, or a datasets folder (--hf)."
+    help = "Export version NUMBER of project SLUG into OUTPUT: train/val/test .jsonl files, or a datasets folder."
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
