@@ -187,6 +187,55 @@ GREETINGS = ["Hi,", "Hello support,", "Hey team,", "Dear Support Team,", "Good m
 SIGN_OFFS = ["Thanks", "Regards, Dana", "Cheers", "Best, Priya (IT admin)", "— sent from my phone", ""]
 
 
+# Context people add to tickets: two of these make each generated ticket its own, as real tickets are.
+CONTEXT = [
+    "It started right after this morning's deploy.",
+    "We first noticed it around {hour}:{minute:02d} our time.",
+    "We are on the Enterprise plan, account {account}.",
+    "Our admin already restarted the integration twice.",
+    "Nothing changed on our side as far as I know.",
+    "The issue shows up in Chrome and Firefox alike.",
+    "Our auditors are asking about it.",
+    "Reference from your status page: INC-{incident}.",
+    "Screenshots are attached to the original email.",
+    "This blocks the month-end close for our finance team.",
+    "Only accounts created after {month} seem affected.",
+    "The mobile app is fine, only the web version fails.",
+    "Please call me back on the number in my profile.",
+    "A colleague in {city} sees the same thing.",
+    "We are evaluating whether to renew next quarter.",
+    "It worked yesterday with the same data.",
+    "Our API client logs show request id {request}.",
+    "I'm not sure this is the right channel for this.",
+    "The error message mentions code {code}.",
+    "We use SSO through Okta.",
+    "Roughly {share}% of our requests are affected.",
+    "I have cleared cookies and tried incognito mode.",
+    "Our on-call engineer is {person}, reachable all day.",
+    "This is for our {region} tenant.",
+]
+CITIES = ["Lisbon", "Austin", "Singapore", "Leeds", "Montreal", "Nairobi", "Osaka", "Gdansk"]
+PEOPLE = ["Ana", "Tom", "Priya", "Kenji", "Fatima", "Lars", "Chidi", "Sofia"]
+MONTHS = ["January", "March", "May", "August", "October"]
+
+
+def _context(rng: random.Random) -> str:
+    values = {
+        "hour": rng.randint(6, 22),
+        "minute": rng.randint(0, 59),
+        "account": f"ACME-{rng.randint(100, 999)}",
+        "incident": rng.randint(1000, 9999),
+        "month": rng.choice(MONTHS),
+        "city": rng.choice(CITIES),
+        "request": f"req_{rng.getrandbits(40):010x}",
+        "code": f"E{rng.randint(100, 999)}",
+        "share": rng.choice([2, 5, 10, 25, 50]),
+        "person": rng.choice(PEOPLE),
+        "region": rng.choice(REGIONS),
+    }
+    return " ".join(sentence.format(**values) for sentence in rng.sample(CONTEXT, 2))
+
+
 def _styled(text: str, style: str, rng: random.Random) -> str:
     if style == "terse":
         return text.split(". ")[0].rstrip(".")
@@ -334,7 +383,9 @@ def generate(*, count: int = 900, seed: int = 7) -> list[dict[str, Any]]:
             "k": rng.choice(CUSTOMERS),
             "t": rng.choice(TEAMS),
         }
-        ticket = _styled(_fill(template, slots), rng.choice(STYLES), rng)
+        style = rng.choice(STYLES)
+        core = _fill(template, slots)
+        ticket = _styled(core if style == "terse" else f"{core} {_context(rng)}", style, rng)
         if ticket in seen:
             continue
         seen.add(ticket)

@@ -289,3 +289,16 @@ def test_a_version_exports_as_a_hugging_face_datasets_folder(project, approved, 
     assert (
         sum(len((tmp_path / "jsonl" / f"{s}.jsonl").read_bytes().splitlines()) for s in ("train", "val", "test")) == 62
     )
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_to_change_a_frozen_version(project, approved, lead):
+    from django.db import DatabaseError, transaction
+
+    version = services.dataset_version_freeze(project=project, user=lead)
+    item = DatasetVersionItem.objects.filter(version=version).first()
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        DatasetVersionItem.objects.filter(pk=item.pk).update(label="P1" if item.label != "P1" else "P2")
+    Example.objects.filter(pk=item.example_id).delete()  # deleting the example keeps the frozen copy
+    item.refresh_from_db()
+    assert item.example_id is None and item.messages
