@@ -417,7 +417,7 @@ def readiness_stats(*, project: Project) -> dict[str, Any]:
             "number": version.number,
             "size": sum(split["total"] for split in version.counts.values()),
             "not_approved_now": _version_not_approved(version),
-            "leaking_clusters": _version_leaks(version),
+            "leaking_clusters": _version_leaks(version, scan),
         }
     return stats
 
@@ -432,17 +432,12 @@ def _version_not_approved(version: DatasetVersion) -> int:
     return items.filter(example__in=changed).count() + items.filter(example__isnull=True).count()
 
 
-def _version_leaks(version: DatasetVersion) -> int:
-    """Near-duplicate clusters (as the latest scan sees them) whose members sit in more than one split. Starts from
-    the clustered examples (a partial index), usually a small share of the project."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT e.cluster_id FROM curation_example e JOIN curation_datasetversionitem i"
-            " ON i.version_id = %s AND i.example_id = e.id WHERE e.project_id = %s AND e.cluster_id IS NOT NULL"
-            " GROUP BY e.cluster_id HAVING count(DISTINCT i.split) > 1) AS leaks",
-            [version.pk, version.project_id],
-        )
-        return cursor.fetchone()[0]
+def _version_leaks(version: DatasetVersion, scan: QualityScan | None) -> int:
+    """Clusters across the version's splits. A version is frozen with the clusters of the scan before it, so none
+    cross; a scan after it counts them again (services.quality_scan_run) and this reads its result."""
+    if scan is None or scan.finished_at is None or scan.finished_at < version.created_at:
+        return 0
+    return scan.stats.get("leaks", {}).get(str(version.pk), 0)
 
 
 def _label_only_share(project: Project, sample: int = 500) -> float:

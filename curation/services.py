@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
@@ -843,7 +843,10 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         scan.examples = count
         scan.clusters = len(set(clusters.values()))
         scan.clustered_examples = len(clusters)
+        latest = DatasetVersion.objects.filter(project=project).order_by("-number").first()
         scan.stats = {
+            # The latest version's clusters across splits, as these clusters see it (readiness: no_leakage).
+            "leaks": {str(latest.pk): _version_leaks(latest)} if latest else {},
             "estimate": "tokens estimated as UTF-8 bytes / 4",
             "buckets": TOKEN_BUCKETS,
             "histogram": histogram,
@@ -858,6 +861,18 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         scan.finished_at = timezone.now()
         scan.save()
     return scan
+
+
+def _version_leaks(version: DatasetVersion) -> int:
+    """Near-duplicate clusters whose members sit in more than one split of the version."""
+    clustered = Example.objects.filter(project_id=version.project_id, cluster_id__isnull=False)
+    return (
+        DatasetVersionItem.objects.filter(version=version, example__in=clustered)
+        .values("example__cluster_id")
+        .annotate(splits=Count("split", distinct=True))
+        .filter(splits__gt=1)
+        .count()
+    )
 
 
 def _update_column(project: Project, column: str, values: dict[int, Any]) -> None:

@@ -302,3 +302,21 @@ def test_the_database_refuses_to_change_a_frozen_version(project, approved, lead
     Example.objects.filter(pk=item.example_id).delete()  # deleting the example keeps the frozen copy
     item.refresh_from_db()
     assert item.example_id is None and item.messages
+
+
+@pytest.mark.django_db
+def test_a_scan_after_the_freeze_finds_a_cluster_across_splits(project, approved, lead):
+    services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    version = services.dataset_version_freeze(project=project, user=lead, seed=11)
+    splits = dict(DatasetVersionItem.objects.filter(version=version).values_list("example_id", "split"))
+    train = next(e for e in approved if splits.get(e.pk) == "train")
+    test = next(e for e in approved if splits.get(e.pk) == "test")
+    test = Example.objects.get(pk=test.pk)
+    messages = [dict(m) for m in train.messages]
+    messages[-1]["content"] += " "  # the same ticket and answer (but for a space), now in train and in test
+    services.example_update(example=test, user=lead, version=test.version, changes={"messages": messages})
+    checks = {c["id"]: c for c in selectors.readiness(project=project)["checks"]}
+    assert checks["no_leakage"]["passed"]  # not seen until the next scan
+    services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    checks = {c["id"]: c for c in selectors.readiness(project=project)["checks"]}
+    assert checks["no_leakage"]["passed"] is False and "cross splits" in checks["no_leakage"]["detail"]
