@@ -25,3 +25,4 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/review_bench.py
+	$(BIN)/python bench/stats_bench.py

@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet, Sum, TextField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import TruncHour
+from django.db.models.functions import Cast, Length, TruncHour
 from django.http import Http404
 
 from . import formats, quality
@@ -101,6 +101,7 @@ def example_list(
     reviewer: str = "",
     format: str = "",
     cluster: str = "",
+    too_long: bool = False,
 ) -> QuerySet[Example]:
     """A project's examples filtered by status, label, tag, reviewer, answer format (ok / bad / unchecked),
     duplicate cluster and free text (words in any message)."""
@@ -111,6 +112,10 @@ def example_list(
         examples = examples.filter(format_ok__isnull=True)
     if cluster.isdigit():
         examples = examples.filter(cluster_id=int(cluster))
+    if too_long:
+        # The same estimate as the quality scan's (4 bytes a token), on the stored JSON: a little generous.
+        limit = project.max_seq_length * formats.BYTES_PER_TOKEN
+        examples = examples.alias(size=Length(Cast("messages", TextField()))).filter(size__gt=limit)
     if reviewer:
         examples = examples.filter(reviews__reviewer__username=reviewer)
     if status:

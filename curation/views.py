@@ -337,7 +337,7 @@ def example_list(request, slug: str):
     }
     if filters["status"] not in ("", *ReviewStatus.values):
         filters["status"] = ""
-    examples = selectors.example_list(project=project, **filters)
+    examples = selectors.example_list(project=project, too_long=request.GET.get("too_long") == "1", **filters)
     after = request.GET.get("after", "")
     if after.isdigit():
         examples = examples.filter(id__gt=int(after))
@@ -349,6 +349,7 @@ def example_list(request, slug: str):
         "more": page[PAGE_SIZE].pk - 1 if len(page) > PAGE_SIZE else None,
         "statuses": ReviewStatus.choices,
         "formats": [("ok", "fits the format"), ("bad", "does not fit"), ("unchecked", "not checked yet")],
+        "too_long": request.GET.get("too_long") == "1",
         "reviewers": project.memberships.select_related("user").order_by("user__username"),
         "query": request.GET.urlencode(),
     }

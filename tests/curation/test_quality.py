@@ -320,3 +320,14 @@ def test_a_scan_after_the_freeze_finds_a_cluster_across_splits(project, approved
     services.quality_scan_run(scan=services.quality_scan_start(project=project))
     checks = {c["id"]: c for c in selectors.readiness(project=project)["checks"]}
     assert checks["no_leakage"]["passed"] is False and "cross splits" in checks["no_leakage"]["detail"]
+
+
+@pytest.mark.django_db
+def test_examples_over_the_max_length_are_counted_and_listed(project, lead_api):
+    project.max_seq_length = 50
+    project.save()
+    post_jsonl(lead_api, project.slug, jsonl([chat("short"), chat("long " * 100)]))
+    scan = services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    assert scan.stats["too_long"] == 1
+    listed = selectors.example_list(project=project, too_long=True)
+    assert [e.messages[1]["content"] for e in listed] == ["long " * 100]
