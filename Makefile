@@ -26,3 +26,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/review_bench.py
 	$(BIN)/python bench/stats_bench.py
+	$(BIN)/python bench/train_bench.py
