@@ -9,6 +9,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from curation.api import quality_views as quality
 from curation.api import views as curation
 from curation.services import ServiceError
+from training import api as training
 
 router = DefaultRouter()
 router.register("projects", curation.ProjectViewSet, basename="project")
@@ -44,6 +45,17 @@ urlpatterns = [
         "projects/<slug:slug>/dataset-versions/<int:pk>/export/",
         quality.DatasetVersionExportView.as_view(),
         name="dataset-version-export",
+    ),
+    path("projects/<slug:slug>/training-runs/", training.TrainingRunListView.as_view(), name="training-runs"),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/",
+        training.TrainingRunDetailView.as_view(),
+        name="training-run-detail",
+    ),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/cancel/",
+        training.TrainingRunCancelView.as_view(),
+        name="training-run-cancel",
     ),
 ]
 

@@ -1,0 +1,121 @@
+"""Training runs through the services and the API, training for real on a tiny model (a few steps)."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from curation import demo
+from curation import services as curation_services
+from curation.models import Example
+from curation.services import ServiceError
+from training import services
+from training.models import TrainingRun
+from training.recipes import tiny_local
+
+from ..helpers import jsonl, post_jsonl
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def small_base(tmp_path_factory):
+    rows = demo.generate(count=200)
+    documents = tiny_local.corpus_documents(row["messages"] for row in rows)
+    return str(tiny_local.build(documents, tmp_path_factory.mktemp("models"), tiny_local.TinyConfig(pretrain_steps=40)))
+
+
+@pytest.fixture
+def version(project, lead, lead_api):
+    rows = demo.generate(count=120)
+    for row in rows:
+        row["messages"][0]["content"] = "You are a support agent."
+    assert post_jsonl(lead_api, project.slug, jsonl(rows)).status_code == 201
+    Example.objects.filter(project=project).update(status="approved")
+    return curation_services.dataset_version_freeze(project=project, user=lead)
+
+
+def test_a_run_on_data_that_is_not_ready_needs_a_written_reason(project, lead, version):
+    with pytest.raises(ServiceError, match="not ready"):
+        services.training_run_create(project=project, user=lead, dataset_version=version)
+    run = services.training_run_create(
+        project=project, user=lead, dataset_version=version, override_readiness="A first look at the loss."
+    )
+    assert (run.status, run.readiness_override) == ("queued", "A first look at the loss.")
+    with pytest.raises(ServiceError, match="unknown training option"):
+        services.training_run_create(
+            project=project, user=lead, dataset_version=version, options={"lr": 1}, override_readiness="x"
+        )
+
+
+def test_only_leads_launch_runs(project, version, lead_api, expert_api):
+    url = f"/api/v1/projects/{project.slug}/training-runs/"
+    body = {"dataset_version": version.number, "override_readiness": "demo"}
+    assert expert_api.post(url, body, format="json").status_code == 403
+    response = lead_api.post(url, body, format="json")
+    assert response.status_code == 201 and response.json()["status"] == "queued"
+    assert expert_api.get(f"{url}{response.json()['id']}/").json()["base_model"] == "tiny-local"
+    assert expert_api.post(f"{url}{response.json()['id']}/cancel/").status_code == 403
+
+
+def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, version, small_base, tmp_path):
+    run = services.training_run_create(
+        project=project,
+        user=lead,
+        dataset_version=version,
+        base_model=small_base,
+        options={"max_steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3},
+        override_readiness="test",
+    )
+    with override_settings(VAR_DIR=tmp_path):
+        done = services.training_run_execute(run_id=run.pk)
+    assert (done.status, done.step, done.total_steps, done.attempts) == ("succeeded", 6, 6, 1)
+    assert [entry["step"] for entry in done.metrics] == [1, 2, 3, 4, 5, 6]
+    assert "val_loss" in done.metrics[2] and done.trainable_params == 65536 and done.device == "cpu"
+    assert (Path(done.adapter_dir) / "adapter_model.safetensors").exists()
+    assert "step 6/6" in done.log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_stops_a_queued_or_a_running_run(project, lead, version, small_base, tmp_path):
+    queued = services.training_run_create(project=project, user=lead, dataset_version=version, override_readiness="x")
+    assert services.training_run_cancel(run=queued).status == "cancelled"
+    running = services.training_run_create(
+        project=project,
+        user=lead,
+        dataset_version=version,
+        base_model=small_base,
+        options={"max_steps": 400, "batch_size": 8},
+        override_readiness="x",
+    )
+    outcome = {}
+
+    def work():
+        try:
+            with override_settings(VAR_DIR=tmp_path):
+                outcome["run"] = services.training_run_execute(run_id=running.pk, worker="w1")
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while TrainingRun.objects.get(pk=running.pk).step < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert services.training_run_cancel(run=running).status == "cancelling"
+    worker.join(timeout=120)
+    stopped = outcome["run"]
+    assert stopped.status == "cancelled" and 2 <= stopped.step < 400 and stopped.finished_at
+
+
+def test_a_run_held_by_a_live_worker_is_not_run_twice(project, lead, version):
+    run = services.training_run_create(project=project, user=lead, dataset_version=version, override_readiness="x")
+    from django.utils import timezone
+
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", lease_owner="other:1", lease_until=timezone.now() + services.LEASE
+    )
+    assert services.training_run_execute(run_id=run.pk, worker="me:2") is None

@@ -1,0 +1,107 @@
+"""Training endpoints: launch (leads), list, detail, cancel."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation import selectors as curation_selectors
+from curation.models import DatasetVersion
+
+from . import services
+from .models import TrainingRun
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    dataset_version = serializers.IntegerField(source="dataset_version.number")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    trainable_fraction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "status",
+            "dataset_version",
+            "created_by",
+            "base_model",
+            "method",
+            "config",
+            "readiness_override",
+            "step",
+            "total_steps",
+            "metrics",
+            "log",
+            "error",
+            "trainable_params",
+            "total_params",
+            "trainable_fraction",
+            "device",
+            "adapter_dir",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_trainable_fraction(self, run: TrainingRun) -> float | None:
+        return round(run.trainable_params / run.total_params, 6) if run.total_params else None
+
+
+class TrainingRunCreateSerializer(serializers.Serializer):
+    dataset_version = serializers.IntegerField(help_text="The version's number in the project.")
+    base_model = serializers.CharField(default="tiny-local")
+    method = serializers.ChoiceField(choices=["lora", "full"], default="lora")
+    options = serializers.DictField(required=False, help_text="Recipe settings: lora_r, epochs, learning_rate...")
+    override_readiness = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TrainingRunListView(APIView):
+    @extend_schema(responses=TrainingRunSerializer(many=True))
+    def get(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        runs = TrainingRun.objects.filter(project=project).select_related("dataset_version", "created_by")[:50]
+        return Response(TrainingRunSerializer(runs, many=True).data)
+
+    @extend_schema(request=TrainingRunCreateSerializer, responses={201: TrainingRunSerializer})
+    def post(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = TrainingRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = DatasetVersion.objects.filter(project=project, number=data["dataset_version"]).first()
+        if version is None:
+            raise serializers.ValidationError({"dataset_version": ["No such version in this project."]})
+        run = services.training_run_create(
+            project=project,
+            user=request.user,
+            dataset_version=version,
+            base_model=data["base_model"],
+            method=data["method"],
+            options=data.get("options"),
+            override_readiness=data["override_readiness"],
+        )
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def _run(request, slug: str, pk: int, *, lead: bool = False) -> TrainingRun:
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=lead)
+    run = TrainingRun.objects.filter(project=project, pk=pk).select_related("dataset_version", "created_by").first()
+    if run is None:
+        raise NotFound("No such training run.")
+    return run
+
+
+class TrainingRunDetailView(APIView):
+    @extend_schema(responses=TrainingRunSerializer)
+    def get(self, request, slug: str, pk: int):
+        return Response(TrainingRunSerializer(_run(request, slug, pk)).data)
+
+
+class TrainingRunCancelView(APIView):
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    def post(self, request, slug: str, pk: int):
+        run = services.training_run_cancel(run=_run(request, slug, pk, lead=True))
+        return Response(TrainingRunSerializer(run).data)

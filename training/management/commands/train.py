@@ -1,0 +1,63 @@
+"""Launch a fine-tune from a shell and print the run as JSON."""
+
+import json
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from curation.models import DatasetVersion, Membership, Project
+from curation.services import ServiceError
+from training import services
+from training.api import TrainingRunSerializer
+from training.models import TrainingRun
+
+
+class Command(BaseCommand):
+    help = "Train on version N of project SLUG (LoRA on tiny-local by default) and print the run as JSON."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--dataset-version", type=int, required=True)
+        parser.add_argument("--base-model", default=services.TINY_LOCAL)
+        parser.add_argument("--method", choices=["lora", "full"], default="lora")
+        parser.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
+        parser.add_argument("--override-readiness", default="", help="Why to train although the data is not ready.")
+        parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
+        parser.add_argument("--wait", action="store_true", help="Wait for the run to finish.")
+        parser.add_argument("--inline", action="store_true", help="Train in this process instead of a worker.")
+
+    def handle(
+        self, slug, dataset_version, base_model, method, max_steps, override_readiness, user, wait, inline, **options
+    ):
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            raise CommandError(f"No project with slug {slug!r}.")
+        version = DatasetVersion.objects.filter(project=project, number=dataset_version).first()
+        if version is None:
+            raise CommandError(f"No version {dataset_version} in {slug}.")
+        if user:
+            launcher = get_user_model().objects.filter(username=user).first()
+        else:
+            lead = project.memberships.filter(role=Membership.Role.LEAD).select_related("user").first()
+            launcher = lead.user if lead else None
+        recipe = {"max_steps": max_steps} if max_steps else {}
+        try:
+            run = services.training_run_create(
+                project=project,
+                user=launcher,
+                dataset_version=version,
+                base_model=base_model,
+                method=method,
+                options=recipe,
+                override_readiness=override_readiness,
+            )
+        except ServiceError as error:
+            raise CommandError(error.message)
+        if inline:
+            services.training_run_execute(run_id=run.pk)
+        elif wait:
+            while TrainingRun.objects.filter(pk=run.pk, status__in=TrainingRun.ACTIVE).exists():
+                time.sleep(2)
+        run.refresh_from_db()
+        self.stdout.write(json.dumps(TrainingRunSerializer(run).data, indent=2, default=str))

@@ -1,0 +1,57 @@
+"""Training runs: one row per fine-tune, the source of truth for its status, progress and artifacts."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TrainingRun(models.Model):
+    """A LoRA or full fine-tune of a base model on a frozen dataset version, run by a worker on the `gpu` queue."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+
+    project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="training_runs")
+    dataset_version = models.ForeignKey("curation.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    base_model = models.CharField(max_length=300, help_text="A Hugging Face id, a local folder, or tiny-local.")
+    method = models.CharField(max_length=10, default="lora")
+    config = models.JSONField(default=dict, help_text="The recipe's settings (training.recipes.sft.SFTConfig).")
+    readiness_override = models.TextField(blank=True, help_text="Why the lead trained on data that was not ready.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=list, blank=True, help_text="One entry per logged step: loss, accuracy...")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    trainable_params = models.BigIntegerField(null=True, blank=True)
+    total_params = models.BigIntegerField(null=True, blank=True)
+    device = models.CharField(max_length=50, blank=True)
+    output_dir = models.CharField(max_length=500, blank=True)
+    adapter_dir = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]),
+                name="trainingrun_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(method__in=["lora", "full"]), name="trainingrun_method_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of {self.project}"

@@ -1,0 +1,180 @@
+"""Writes to training runs: launch (behind the readiness verdict), execute on a worker, cancel."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from curation import selectors as curation_selectors
+from curation.models import DatasetVersion, Project
+from curation.services import ServiceError
+
+from .models import TrainingRun
+
+TINY_LOCAL = "tiny-local"
+LEASE = timedelta(minutes=10)
+METRICS_KEPT = 5000
+LOG_KEPT = 20_000
+
+
+def _recipe_fields() -> set[str]:
+    from .recipes.sft import SFTConfig
+
+    return {field.name for field in dataclasses.fields(SFTConfig)} - {"base_model", "extra"}
+
+
+def training_run_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    dataset_version: DatasetVersion,
+    base_model: str = TINY_LOCAL,
+    method: str = "lora",
+    options: dict[str, Any] | None = None,
+    override_readiness: str = "",
+) -> TrainingRun:
+    """Queue a fine-tune. A project that is not ready needs the lead's written reason, kept on the run."""
+    if dataset_version.project_id != project.pk:
+        raise ServiceError("that dataset version belongs to another project.", field="dataset_version")
+    if method not in ("lora", "full"):
+        raise ServiceError("`method` must be lora or full.", field="method")
+    options = dict(options or {})
+    unknown = set(options) - _recipe_fields()
+    if unknown:
+        raise ServiceError(f"unknown training option(s): {', '.join(sorted(unknown))}.", field="options")
+    verdict = curation_selectors.readiness(project=project)
+    if not verdict["ready"] and not override_readiness.strip():
+        failing = ", ".join(check["id"] for check in verdict["checks"] if not check["passed"])
+        raise ServiceError(
+            f"the data is not ready ({failing}); give a written reason to train anyway.", field="override_readiness"
+        )
+    run = TrainingRun.objects.create(
+        project=project,
+        dataset_version=dataset_version,
+        created_by=user,
+        base_model=base_model.strip() or TINY_LOCAL,
+        method=method,
+        config={**options, "method": method},
+        readiness_override=override_readiness.strip(),
+    )
+    from .tasks import training_run_task
+
+    transaction.on_commit(lambda: training_run_task.apply_async(args=[run.pk], queue="gpu"))
+    return run
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next step (the worker frees the GPU)."""
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.CANCELLED, finished_at=timezone.now()
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+        status=TrainingRun.Status.CANCELLING
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _claim(run_id: int, worker: str) -> bool:
+    """Take the run's lease: a run never executes twice at once; an expired lease (a dead worker) is taken over."""
+    now = timezone.now()
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
+        .update(status=TrainingRun.Status.RUNNING, lease_owner=worker, lease_until=now + LEASE, started_at=now)
+    )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runs_dir() -> Path:
+    return Path(settings.VAR_DIR) / "runs"
+
+
+def base_model_path(run: TrainingRun, train_rows: list[dict]) -> str:
+    if run.base_model != TINY_LOCAL:
+        return run.base_model
+    from .recipes import tiny_local
+
+    documents = tiny_local.corpus_documents(row["messages"] for row in train_rows)
+    return str(tiny_local.build(documents, Path(settings.VAR_DIR) / "models"))
+
+
+def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
+    """Run the fine-tune on this worker (resuming from its last complete checkpoint); None if another holds it."""
+    from .recipes import sft
+
+    worker = worker or worker_name()
+    if not _claim(run_id, worker):
+        return None
+    run = TrainingRun.objects.select_related("dataset_version").get(pk=run_id)
+    TrainingRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
+    items = run.dataset_version.items.order_by("id").values_list("split", "messages", "label")
+    rows = {"train": [], "val": []}
+    for split, messages, label in items.iterator(2000):
+        if split in rows:
+            rows[split].append({"messages": messages, "label": label})
+    out_dir = runs_dir() / f"run-{run.pk}"
+    state = {"metrics": list(run.metrics), "log": run.log}
+
+    def on_log(entry: dict) -> None:
+        changes: dict[str, Any] = {"lease_until": timezone.now() + LEASE}
+        if entry["event"] == "start":
+            changes.update(
+                trainable_params=entry["trainable_params"],
+                total_params=entry["total_params"],
+                device=entry["device"],
+                total_steps=entry["total"],
+                step=entry["step"],
+            )
+            state["log"] += f"start at step {entry['step']} on {entry['device']} ({entry['dtype']})\n"
+        elif entry["event"] == "step":
+            state["metrics"] = (state["metrics"] + [entry])[-METRICS_KEPT:]
+            changes.update(step=entry["step"], total_steps=entry["total"], metrics=state["metrics"])
+            line = f"step {entry['step']}/{entry['total']} loss {entry['loss']}"
+            if "val_loss" in entry:
+                line += f" val_loss {entry['val_loss']}"
+            state["log"] += line + "\n"
+        changes["log"] = state["log"][-LOG_KEPT:]
+        TrainingRun.objects.filter(pk=run.pk).update(**changes)
+
+    def should_stop() -> bool:
+        return TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.CANCELLING).exists()
+
+    try:
+        base = base_model_path(run, rows["train"])
+        options = {key: value for key, value in run.config.items() if key in _recipe_fields()}
+        if "lora_targets" in options:
+            options["lora_targets"] = tuple(options["lora_targets"])
+        config = sft.SFTConfig(base_model=base, **options)
+        result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
+    except Exception as error:
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+        raise
+    final = TrainingRun.Status.CANCELLED if result.cancelled else TrainingRun.Status.SUCCEEDED
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=final,
+        finished_at=timezone.now(),
+        lease_until=None,
+        output_dir=str(out_dir),
+        adapter_dir=str(result.adapter_dir or result.model_dir or ""),
+    )
+    run.refresh_from_db()
+    return run
