@@ -119,3 +119,46 @@ def test_a_run_held_by_a_live_worker_is_not_run_twice(project, lead, version):
         status="running", lease_owner="other:1", lease_until=timezone.now() + services.LEASE
     )
     assert services.training_run_execute(run_id=run.pk, worker="me:2") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_on_the_gpu_queue_runs_a_launched_run(project, version, lead_api, small_base, tmp_path):
+    """Launch through the API; a Celery worker consuming Redis's `gpu` queue trains; the row tells the story."""
+    import os
+
+    from django.conf import settings
+
+    from ..helpers import start_worker
+
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "FINELINE_VAR_DIR": str(tmp_path),
+    }
+    worker = start_worker(env, queues="gpu")
+    try:
+        body = {
+            "dataset_version": version.number,
+            "base_model": small_base,
+            "override_readiness": "worker test",
+            "options": {"max_steps": 5, "batch_size": 8},
+        }
+        run_id = lead_api.post(f"/api/v1/projects/{project.slug}/training-runs/", body, format="json").json()["id"]
+        seen = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = TrainingRun.objects.get(pk=run_id).status
+            seen.add(status)
+            if status not in TrainingRun.ACTIVE:
+                break
+            time.sleep(0.3)
+        run = TrainingRun.objects.get(pk=run_id)
+        assert run.status == "succeeded", run.error
+        assert "running" in seen and run.step == 5 and run.lease_until is None
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0].decode()
+    assert "Traceback" not in output, output
