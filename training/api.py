@@ -39,6 +39,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "trainable_fraction",
             "device",
             "adapter_dir",
+            "deployment",
             "attempts",
             "created_at",
             "started_at",

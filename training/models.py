@@ -36,6 +36,7 @@ class TrainingRun(models.Model):
     device = models.CharField(max_length=50, blank=True)
     output_dir = models.CharField(max_length=500, blank=True)
     adapter_dir = models.CharField(max_length=500, blank=True)
+    deployment = models.JSONField(default=dict, blank=True, help_text="The vllm serve command and Ollama Modelfile.")
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -119,7 +119,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     worker = worker or worker_name()
     if not _claim(run_id, worker):
         return None
-    run = TrainingRun.objects.select_related("dataset_version").get(pk=run_id)
+    run = TrainingRun.objects.select_related("dataset_version", "project").get(pk=run_id)
     TrainingRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
     items = run.dataset_version.items.order_by("id").values_list("split", "messages", "label")
     rows = {"train": [], "val": []}
@@ -169,12 +169,33 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         )
         raise
     final = TrainingRun.Status.CANCELLED if result.cancelled else TrainingRun.Status.SUCCEEDED
+    deployment = {}
+    if not result.cancelled:
+        from . import bundle
+
+        deployment = bundle.write(
+            out_dir=out_dir,
+            base_model=run.base_model if run.base_model != TINY_LOCAL else base,
+            adapter_dir=result.adapter_dir,
+            name=f"{run.project.slug}-run{run.pk}",
+            max_model_len=config.max_seq_length,
+            system_prompt=run.project.system_prompt,
+        )
+        if result.model_dir is not None:  # a full fine-tune serves its own folder
+            deployment["vllm_command"] = bundle.vllm_command(
+                base_model=str(result.model_dir),
+                adapter_dir=None,
+                name="",
+                max_model_len=config.max_seq_length,
+                merged_dir=result.model_dir,
+            )
     TrainingRun.objects.filter(pk=run.pk).update(
         status=final,
         finished_at=timezone.now(),
         lease_until=None,
         output_dir=str(out_dir),
         adapter_dir=str(result.adapter_dir or result.model_dir or ""),
+        deployment=deployment,
     )
     run.refresh_from_db()
     return run

@@ -77,6 +77,12 @@ def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, 
     assert "val_loss" in done.metrics[2] and done.trainable_params == 65536 and done.device == "cpu"
     assert (Path(done.adapter_dir) / "adapter_model.safetensors").exists()
     assert "step 6/6" in done.log
+    command = done.deployment["vllm_command"]
+    assert command.startswith("vllm serve ") and "--enable-lora --lora-modules" in command
+    assert "--max-lora-rank 16" in command and "--api-key $VLLM_API_KEY" in command
+    modelfile = done.deployment["ollama_modelfile"]
+    assert modelfile.startswith("FROM ") and f"ADAPTER {done.adapter_dir}" in modelfile
+    assert (Path(done.output_dir) / "deploy" / "serve-vllm.sh").exists()
 
 
 @pytest.mark.django_db(transaction=True)
