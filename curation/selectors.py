@@ -41,11 +41,10 @@ def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
     return projects.order_by("name")
 
 
-def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
-    """The user's role in the project (a superuser counts as lead), or None for a non-member."""
-    if user.is_superuser:
-        return Membership.Role.LEAD
-    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+def project_lead(*, project: Project) -> AbstractBaseUser | None:
+    """The project's first lead: who shell commands act as when no user is named."""
+    lead = project.memberships.filter(role=Membership.Role.LEAD).select_related("user").order_by("pk").first()
+    return lead.user if lead else None
 
 
 def project_get(*, user: AbstractBaseUser, slug: str, lead: bool = False) -> Project:
@@ -174,9 +173,26 @@ def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
 
 def review_progress(*, project: Project) -> dict[str, int]:
     """Examples by status, and how many are reviewed (from the maintained counters: cheap at any size)."""
-    counts = project_status_counts(project=project)
-    total = sum(counts.values())
-    return {"total": total, "reviewed": total - counts.get(ReviewStatus.PENDING, 0), **counts}
+    return review_progress_many(projects=[project])[project.pk]
+
+
+def review_progress_many(*, projects: list[Project]) -> dict[int, dict[str, int]]:
+    """review_progress of several projects in one query (the project list)."""
+    counts: dict[int, dict[str, int]] = {project.pk: {} for project in projects}
+    rows = (
+        ExampleCounter.objects.filter(project__in=[project.pk for project in projects])
+        .values_list("project_id", "status")
+        .annotate(count=Sum("n"))
+        .order_by()
+    )
+    for project_id, status, count in rows:
+        if count:
+            counts[project_id][status] = counts[project_id].get(status, 0) + count
+    progress = {}
+    for project_id, by_status in counts.items():
+        total = sum(by_status.values())
+        progress[project_id] = {"total": total, "reviewed": total - by_status.get(ReviewStatus.PENDING, 0), **by_status}
+    return progress
 
 
 def draft_get(*, example: Example, user: AbstractBaseUser) -> Draft | None:
@@ -360,12 +376,6 @@ def quality_scan_latest(*, project: Project, finished: bool = True) -> QualitySc
 
 def _approved(project: Project) -> QuerySet[Example]:
     return Example.objects.filter(project=project, status=ReviewStatus.APPROVED)
-
-
-def _tagged(examples: QuerySet[Example], tag: str) -> QuerySet[Example]:
-    if connection.vendor == "postgresql":
-        return examples.filter(tags__contains=[tag])
-    return examples.filter(tags__icontains=f'"{tag}"')
 
 
 def duplicate_cluster_list(*, project: Project, limit: int = 50) -> list[dict[str, Any]]:

@@ -22,9 +22,10 @@ PAGE_SIZE = 50
 def project_list(request):
     projects = list(selectors.project_list(user=request.user))
     roles = dict(request.user.memberships.values_list("project_id", "role"))
+    progress = selectors.review_progress_many(projects=projects)
     for project in projects:
         project.role = "admin" if request.user.is_superuser else roles.get(project.pk)
-        project.progress = selectors.review_progress(project=project)
+        project.progress = progress[project.pk]
     return render(request, "curation/project_list.html", {"projects": projects})
 
 

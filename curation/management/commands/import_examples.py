@@ -7,8 +7,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from curation import formats, services
-from curation.models import ImportJob, Membership, Project
+from curation import formats, selectors, services
+from curation.models import ImportJob, Project
 
 
 class Command(BaseCommand):
@@ -26,7 +26,6 @@ class Command(BaseCommand):
             raise CommandError(f"No project with slug {slug!r}.")
         if not os.path.isfile(file):
             raise CommandError(f"No such file: {file}")
-        lead = project.memberships.filter(role=Membership.Role.LEAD).select_related("user").first()
         options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits()}
         size = os.path.getsize(file)
         with open(file, "rb") as handle, tqdm(total=size, unit="B", unit_scale=True, disable=None) as bar:
@@ -37,7 +36,7 @@ class Command(BaseCommand):
                 records = formats.read_jsonl(_Progress(handle, bar), max_body_bytes=sys.maxsize, **options)
             job = services.import_examples(
                 project=project,
-                user=lead.user if lead else None,
+                user=selectors.project_lead(project=project),
                 records=records,
                 fmt=fmt,
                 mode=mode,

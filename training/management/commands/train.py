@@ -6,7 +6,8 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.models import DatasetVersion, Membership, Project
+from curation import selectors as curation_selectors
+from curation.models import DatasetVersion, Project
 from curation.services import ServiceError
 from training import services
 from training.api import TrainingRunSerializer
@@ -39,8 +40,7 @@ class Command(BaseCommand):
         if user:
             launcher = get_user_model().objects.filter(username=user).first()
         else:
-            lead = project.memberships.filter(role=Membership.Role.LEAD).select_related("user").first()
-            launcher = lead.user if lead else None
+            launcher = curation_selectors.project_lead(project=project)
         recipe = {"max_steps": max_steps} if max_steps else {}
         try:
             run = services.training_run_create(
