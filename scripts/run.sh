@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 trap 'kill 0' EXIT INT TERM
-$BIN/celery -A config worker --queues default,gpu --pool solo --loglevel WARNING &
+$BIN/celery -A config worker --queues default,gpu --pool solo --loglevel WARNING --beat &
 echo
 echo "Fineline is starting on http://${HOST:-127.0.0.1}:${PORT:-8000}/  (API docs: /api/docs/)"
 echo "Log in as lena (project lead), maria or alex (domain experts); password: fineline-demo"

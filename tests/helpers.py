@@ -1,5 +1,7 @@
 """Helpers to build chat rows, send them to the import API, and run a real Celery worker."""
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +41,8 @@ def post_jsonl(client, slug: str, body: bytes, query: str = "", content_type: st
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING") -> subprocess.Popen:
-    """A real Celery worker (solo pool) in a process of its own; the caller terminates it."""
+def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING", extra=()) -> subprocess.Popen:
+    """A real Celery worker (solo pool) in a process group of its own; the caller stops it (`stop_worker`)."""
     command = [
         sys.executable,
         "-m",
@@ -57,5 +59,22 @@ def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING") 
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
+        *extra,
     ]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_worker(worker: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    """Signal the worker's whole process group (an embedded beat too); returns what it printed."""
+    try:
+        os.killpg(worker.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        output = worker.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        output = worker.communicate()[0]
+    return output.decode(errors="replace")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from curation.services import ServiceError
 from .models import TrainingRun
 
 TINY_LOCAL = "tiny-local"
-LEASE = timedelta(minutes=10)
 METRICS_KEPT = 5000
 LOG_KEPT = 20_000
 
@@ -67,9 +67,7 @@ def training_run_create(
         config={**options, "method": method},
         readiness_override=override_readiness.strip(),
     )
-    from .tasks import training_run_task
-
-    transaction.on_commit(lambda: training_run_task.apply_async(args=[run.pk], queue="gpu"))
+    _enqueue(run.pk)
     return run
 
 
@@ -85,14 +83,80 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
+def lease() -> timedelta:
+    """How long a worker holds a run without renewing; a heartbeat renews it three times per lease."""
+    return timedelta(seconds=settings.FINELINE_RUN_LEASE_SECONDS)
+
+
 def _claim(run_id: int, worker: str) -> bool:
     """Take the run's lease: a run never executes twice at once; an expired lease (a dead worker) is taken over."""
     now = timezone.now()
     return bool(
         TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
-        .update(status=TrainingRun.Status.RUNNING, lease_owner=worker, lease_until=now + LEASE, started_at=now)
+        .update(status=TrainingRun.Status.RUNNING, lease_owner=worker, lease_until=now + lease(), started_at=now)
     )
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the run's lease while the worker is alive, even through a long model load or checkpoint write."""
+
+    def __init__(self, run_id: int, worker: str):
+        super().__init__(name=f"lease-run-{run_id}", daemon=True)
+        self.run_id, self.worker, self.stopped = run_id, worker, threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stopped.wait(settings.FINELINE_RUN_LEASE_SECONDS / 3):
+                TrainingRun.objects.filter(pk=self.run_id, lease_owner=self.worker, status__in=TrainingRun.ACTIVE).update(
+                    lease_until=timezone.now() + lease()
+                )
+        finally:
+            connection.close()
+
+
+def training_runs_recover() -> int:
+    """Requeue the runs whose worker died (lease expired): they resume from their last complete checkpoint.
+
+    A run that has already been started `FINELINE_RUN_MAX_ATTEMPTS` times is marked failed instead of looping; a
+    run whose worker died while cancelling is cancelled. Runs from the periodic task and at each worker's start.
+    Returns how many runs were requeued.
+    """
+    now = timezone.now()
+    stale = TrainingRun.objects.filter(
+        status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING], lease_until__lt=now
+    )
+    requeued = 0
+    for run in stale.only("pk", "status", "attempts", "log"):
+        current = TrainingRun.objects.filter(pk=run.pk, status=run.status, lease_until__lt=now)
+        if run.status == TrainingRun.Status.CANCELLING:
+            current.update(status=TrainingRun.Status.CANCELLED, finished_at=now, lease_until=None)
+        elif run.attempts >= settings.FINELINE_RUN_MAX_ATTEMPTS:
+            current.update(
+                status=TrainingRun.Status.FAILED,
+                error=f"the worker was lost {run.attempts} times; gave up instead of retrying again.",
+                finished_at=now,
+                lease_until=None,
+            )
+        elif current.update(
+            status=TrainingRun.Status.QUEUED,
+            lease_owner="",
+            lease_until=None,
+            log=(run.log + f"worker lost at {now:%Y-%m-%d %H:%M:%S}; requeued to resume from the last checkpoint\n")[
+                -LOG_KEPT:
+            ],
+        ):
+            _enqueue(run.pk)
+            requeued += 1
+    return requeued
+
+
+def _enqueue(run_id: int) -> None:
+    from .tasks import training_run_task
+
+    transaction.on_commit(lambda: training_run_task.apply_async(args=[run_id], queue="gpu"))
 
 
 def worker_name() -> str:
@@ -130,8 +194,11 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     state = {"metrics": list(run.metrics), "log": run.log}
 
     def on_log(entry: dict) -> None:
-        changes: dict[str, Any] = {"lease_until": timezone.now() + LEASE}
+        changes: dict[str, Any] = {}
         if entry["event"] == "start":
+            # a resumed run repeats the steps after its checkpoint: the series keeps one entry per step
+            state["metrics"] = [m for m in state["metrics"] if m["step"] <= entry["step"]]
+            changes["metrics"] = state["metrics"]
             changes.update(
                 trainable_params=entry["trainable_params"],
                 total_params=entry["total_params"],
@@ -139,7 +206,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 total_steps=entry["total"],
                 step=entry["step"],
             )
-            state["log"] += f"start at step {entry['step']} on {entry['device']} ({entry['dtype']})\n"
+            resumed = f", resumed from {entry['resumed_from']}" if entry.get("resumed_from") else ""
+            state["log"] += f"start at step {entry['step']} on {entry['device']} ({entry['dtype']}){resumed}\n"
         elif entry["event"] == "step":
             state["metrics"] = (state["metrics"] + [entry])[-METRICS_KEPT:]
             changes.update(step=entry["step"], total_steps=entry["total"], metrics=state["metrics"])
@@ -153,6 +221,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     def should_stop() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.CANCELLING).exists()
 
+    heartbeat = _Heartbeat(run.pk, worker)
+    heartbeat.start()
     try:
         base = base_model_path(run, rows["train"])
         options = {key: value for key, value in run.config.items() if key in _recipe_fields()}
@@ -168,6 +238,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             lease_until=None,
         )
         raise
+    finally:
+        heartbeat.stopped.set()
     final = TrainingRun.Status.CANCELLED if result.cancelled else TrainingRun.Status.SUCCEEDED
     deployment = {}
     if not result.cancelled:

@@ -177,6 +177,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Training runs: a worker holds a run through a lease its heartbeat renews; a run whose lease expired (its worker
+# died) is requeued by the periodic recovery task and resumes from its last complete checkpoint, at most
+# FINELINE_RUN_MAX_ATTEMPTS starts in all.
+FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 120))
+FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
+FINELINE_RECOVERY_INTERVAL = float(os.environ.get("FINELINE_RECOVERY_INTERVAL", 30))
+CELERY_BEAT_SCHEDULE = {
+    "recover-training-runs": {
+        "task": "training.recover",
+        "schedule": FINELINE_RECOVERY_INTERVAL,
+        "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
+    },
+}
 
 # Import limits (bulk import is the point, so the body limit is generous).
 FINELINE_IMPORT_MAX_BODY_BYTES = int(os.environ.get("FINELINE_IMPORT_MAX_BODY_BYTES", 100 * 1024 * 1024))

@@ -122,7 +122,7 @@ def test_a_run_held_by_a_live_worker_is_not_run_twice(project, lead, version):
     from django.utils import timezone
 
     TrainingRun.objects.filter(pk=run.pk).update(
-        status="running", lease_owner="other:1", lease_until=timezone.now() + services.LEASE
+        status="running", lease_owner="other:1", lease_until=timezone.now() + services.lease()
     )
     assert services.training_run_execute(run_id=run.pk, worker="me:2") is None
 
