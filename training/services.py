@@ -110,9 +110,9 @@ class _Heartbeat(threading.Thread):
 
         try:
             while not self.stopped.wait(settings.FINELINE_RUN_LEASE_SECONDS / 3):
-                TrainingRun.objects.filter(pk=self.run_id, lease_owner=self.worker, status__in=TrainingRun.ACTIVE).update(
-                    lease_until=timezone.now() + lease()
-                )
+                TrainingRun.objects.filter(
+                    pk=self.run_id, lease_owner=self.worker, status__in=TrainingRun.ACTIVE
+                ).update(lease_until=timezone.now() + lease())
         finally:
             connection.close()
 

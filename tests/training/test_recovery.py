@@ -47,7 +47,9 @@ def _launch(project, lead, version, **options):
 def test_a_lost_run_is_requeued_then_failed_after_the_last_attempt(project, lead, version):
     run = _launch(project, lead, version)
     expired = timezone.now() - timedelta(seconds=1)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", lease_owner="dead:1", lease_until=expired, attempts=1)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", lease_owner="dead:1", lease_until=expired, attempts=1
+    )
     assert services.training_runs_recover() == 1
     run.refresh_from_db()
     assert (run.status, run.lease_owner, run.lease_until) == ("queued", "", None) and "requeued" in run.log
