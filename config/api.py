@@ -57,6 +57,11 @@ urlpatterns = [
         training.TrainingRunCancelView.as_view(),
         name="training-run-cancel",
     ),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/merge/",
+        training.TrainingRunMergeView.as_view(),
+        name="training-run-merge",
+    ),
 ]
 
 

@@ -57,3 +57,20 @@ def expert_api(expert):
 @pytest.fixture
 def outsider_api(outsider):
     return token_client(outsider)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright. Playwright's sync API runs an event loop in the test thread; the ORM
+    calls the tests make there are still synchronous and safe."""
+    from playwright import sync_api
+
+    from .browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+    patch.undo()

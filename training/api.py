@@ -40,6 +40,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "device",
             "adapter_dir",
             "deployment",
+            "merge_status",
+            "merged_dir",
             "attempts",
             "created_at",
             "started_at",
@@ -106,3 +108,10 @@ class TrainingRunCancelView(APIView):
     def post(self, request, slug: str, pk: int):
         run = services.training_run_cancel(run=_run(request, slug, pk, lead=True))
         return Response(TrainingRunSerializer(run).data)
+
+
+class TrainingRunMergeView(APIView):
+    @extend_schema(request=None, responses={202: TrainingRunSerializer})
+    def post(self, request, slug: str, pk: int):
+        run = services.training_run_merge_request(run=_run(request, slug, pk, lead=True))
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -62,3 +62,16 @@ def write(
     )
     (folder / "Modelfile").write_text(modelfile)
     return {"vllm_command": command, "ollama_modelfile": modelfile, "folder": str(folder)}
+
+
+def write_merged(*, out_dir: Path, merged_dir: Path, max_model_len: int, system_prompt: str) -> dict[str, str]:
+    """The same bundle for the merged model: deploy/serve-vllm-merged.sh and deploy/Modelfile.merged."""
+    folder = Path(out_dir) / "deploy"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = vllm_command(
+        base_model=str(merged_dir), adapter_dir=None, name="", max_model_len=max_model_len, merged_dir=merged_dir
+    )
+    modelfile = ollama_modelfile(base_model=str(merged_dir), adapter_dir=None, system_prompt=system_prompt)
+    (folder / "serve-vllm-merged.sh").write_text("#!/bin/sh\n# Set VLLM_API_KEY.\n" + command + "\n")
+    (folder / "Modelfile.merged").write_text(modelfile)
+    return {"merged_dir": str(merged_dir), "vllm_command_merged": command, "ollama_modelfile_merged": modelfile}

@@ -37,6 +37,10 @@ class TrainingRun(models.Model):
     output_dir = models.CharField(max_length=500, blank=True)
     adapter_dir = models.CharField(max_length=500, blank=True)
     deployment = models.JSONField(default=dict, blank=True, help_text="The vllm serve command and Ollama Modelfile.")
+    merge_status = models.CharField(
+        max_length=10, blank=True, default="", help_text="'' (not asked), queued, running, done or failed."
+    )
+    merged_dir = models.CharField(max_length=500, blank=True, help_text="The adapter merged into the base weights.")
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -52,6 +56,10 @@ class TrainingRun(models.Model):
                 name="trainingrun_status_valid",
             ),
             models.CheckConstraint(condition=Q(method__in=["lora", "full"]), name="trainingrun_method_valid"),
+            models.CheckConstraint(
+                condition=Q(merge_status__in=["", "queued", "running", "done", "failed"]),
+                name="trainingrun_merge_status_valid",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,16 +21,69 @@ from curation.models import DatasetVersion, Project
 from curation.services import ServiceError
 
 from .models import TrainingRun
+from .recipes import tiny_local
 
-TINY_LOCAL = "tiny-local"
+TINY_LOCAL = tiny_local.NAME
 METRICS_KEPT = 5000
 LOG_KEPT = 20_000
+
+
+# Every recipe setting a lead may give, with its type and bounds (None: no bound). `max_steps` may be null.
+OPTION_RULES: dict[str, tuple[type, float | None, float | None]] = {
+    "lora_r": (int, 1, 1024),
+    "lora_alpha": (int, 1, 8192),
+    "lora_dropout": (float, 0, 0.9),
+    "lora_targets": (list, None, None),
+    "epochs": (float, 0.01, 1000),
+    "max_steps": (int, 1, 10_000_000),
+    "learning_rate": (float, 1e-9, 1.0),
+    "batch_size": (int, 1, 4096),
+    "gradient_accumulation": (int, 1, 4096),
+    "max_seq_length": (int, 16, 1_048_576),
+    "packing": (bool, None, None),
+    "warmup_steps": (int, 0, 1_000_000),
+    "eval_every": (int, 1, 1_000_000),
+    "checkpoint_every": (int, 1, 1_000_000),
+    "keep_checkpoints": (int, 1, 100),
+    "seed": (int, -(2**31), 2**31 - 1),
+}
 
 
 def _recipe_fields() -> set[str]:
     from .recipes.sft import SFTConfig
 
     return {field.name for field in dataclasses.fields(SFTConfig)} - {"base_model", "extra"}
+
+
+def training_options_clean(options: dict[str, Any]) -> dict[str, Any]:
+    """Check each recipe setting's name, type and range; a bad one is a clear error naming the field."""
+    unknown = set(options) - set(OPTION_RULES)
+    if unknown:
+        raise ServiceError(f"unknown training option(s): {', '.join(sorted(unknown))}.", field="options")
+    clean: dict[str, Any] = {}
+    for name, value in options.items():
+        kind, low, high = OPTION_RULES[name]
+        if name == "max_steps" and value is None:
+            clean[name] = None
+            continue
+        if kind is list:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",")]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ServiceError(f"`{name}` must be a non-empty list of module names.", field=name)
+            clean[name] = [v.strip() for v in value]
+            continue
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ServiceError(f"`{name}` must be true or false.", field=name)
+            clean[name] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
+            raise ServiceError(f"`{name}` must be {'a whole number' if kind is int else 'a number'}.", field=name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ServiceError(f"`{name}` must be between {low:g} and {high:g}.", field=name)
+        clean[name] = kind(value)
+    return clean
 
 
 def training_run_create(
@@ -48,10 +101,7 @@ def training_run_create(
         raise ServiceError("that dataset version belongs to another project.", field="dataset_version")
     if method not in ("lora", "full"):
         raise ServiceError("`method` must be lora or full.", field="method")
-    options = dict(options or {})
-    unknown = set(options) - _recipe_fields()
-    if unknown:
-        raise ServiceError(f"unknown training option(s): {', '.join(sorted(unknown))}.", field="options")
+    options = training_options_clean(dict(options or {}))
     verdict = curation_selectors.readiness(project=project)
     if not verdict["ready"] and not override_readiness.strip():
         failing = ", ".join(check["id"] for check in verdict["checks"] if not check["passed"])
@@ -170,8 +220,6 @@ def runs_dir() -> Path:
 def base_model_path(run: TrainingRun, train_rows: list[dict]) -> str:
     if run.base_model != TINY_LOCAL:
         return run.base_model
-    from .recipes import tiny_local
-
     documents = tiny_local.corpus_documents(row["messages"] for row in train_rows)
     return str(tiny_local.build(documents, Path(settings.VAR_DIR) / "models"))
 
@@ -268,6 +316,46 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         output_dir=str(out_dir),
         adapter_dir=str(result.adapter_dir or result.model_dir or ""),
         deployment=deployment,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def training_run_merge_request(*, run: TrainingRun) -> TrainingRun:
+    """Ask a worker on the `gpu` queue to merge a finished run's LoRA adapter into its base model."""
+    if run.status != TrainingRun.Status.SUCCEEDED or run.method != "lora" or not run.adapter_dir:
+        raise ServiceError("only a finished LoRA run has an adapter to merge.", field="run")
+    if TrainingRun.objects.filter(pk=run.pk, merge_status__in=["", "failed"]).update(merge_status="queued"):
+        from .tasks import training_run_merge_task
+
+        transaction.on_commit(lambda: training_run_merge_task.apply_async(args=[run.pk], queue="gpu"))
+    run.refresh_from_db()
+    return run
+
+
+def training_run_merge_execute(*, run_id: int) -> TrainingRun | None:
+    """Merge the adapter (the base model is the one named in the adapter's config) and add the merged bundle."""
+    from . import bundle
+    from .recipes import sft
+
+    if not TrainingRun.objects.filter(pk=run_id, merge_status="queued").update(merge_status="running"):
+        return None
+    run = TrainingRun.objects.select_related("project").get(pk=run_id)
+    try:
+        merged = sft.merge_adapter(Path(run.adapter_dir), Path(run.output_dir) / "merged")
+    except Exception as error:
+        TrainingRun.objects.filter(pk=run.pk).update(
+            merge_status="failed", log=(run.log + f"merge failed: {type(error).__name__}: {error}\n")[-LOG_KEPT:]
+        )
+        raise
+    deployment = bundle.write_merged(
+        out_dir=Path(run.output_dir),
+        merged_dir=merged,
+        max_model_len=int(run.config.get("max_seq_length") or sft.SFTConfig.max_seq_length),
+        system_prompt=run.project.system_prompt,
+    )
+    TrainingRun.objects.filter(pk=run.pk).update(
+        merge_status="done", merged_dir=str(merged), deployment={**run.deployment, **deployment}
     )
     run.refresh_from_db()
     return run

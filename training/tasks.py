@@ -20,6 +20,11 @@ def training_run_task(run_id: int) -> None:
     services.training_run_execute(run_id=run_id)
 
 
+@shared_task(name="training.merge", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def training_run_merge_task(run_id: int) -> None:
+    services.training_run_merge_execute(run_id=run_id)
+
+
 @shared_task(name="training.recover", ignore_result=True)
 def training_runs_recover_task() -> int:
     """Periodic (celery beat): requeue the runs whose worker died, so that they resume from a checkpoint."""

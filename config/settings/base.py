@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "knox",
     "django_filters",
@@ -185,6 +186,25 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 120))
 FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
 FINELINE_RECOVERY_INTERVAL = float(os.environ.get("FINELINE_RECOVERY_INTERVAL", 30))
+# The base models the launch form offers (a run may still name any Hugging Face id or local folder). Set
+# FINELINE_BASE_MODELS to a comma-separated list of ids or folders to replace the list.
+FINELINE_BASE_MODELS = [
+    model.strip()
+    for model in os.environ.get(
+        "FINELINE_BASE_MODELS",
+        "tiny-local,meta-llama/Llama-3.1-8B-Instruct,meta-llama/Llama-3.2-3B-Instruct,Qwen/Qwen2.5-7B-Instruct,"
+        "mistralai/Mistral-7B-Instruct-v0.3",
+    ).split(",")
+    if model.strip()
+]
+# The GPU a node has, for the pre-flight's memory and time estimates: memory (GB), peak bf16 dense TFLOP/s, and
+# the share of that peak a LoRA/full fine-tune reaches (MFU). Defaults: an H100 80 GB SXM at 35% MFU.
+FINELINE_GPU_NAME = os.environ.get("FINELINE_GPU_NAME", "H100 80GB")
+FINELINE_GPU_MEMORY_GB = float(os.environ.get("FINELINE_GPU_MEMORY_GB", 80))
+FINELINE_GPU_TFLOPS = float(os.environ.get("FINELINE_GPU_TFLOPS", 989))
+FINELINE_GPU_MFU = float(os.environ.get("FINELINE_GPU_MFU", 0.35))
+# Training throughput of a CPU node on tiny-local, until a finished run has measured it (tokens/s).
+FINELINE_CPU_TOKENS_PER_SECOND = float(os.environ.get("FINELINE_CPU_TOKENS_PER_SECOND", 5000))
 CELERY_BEAT_SCHEDULE = {
     "recover-training-runs": {
         "task": "training.recover",

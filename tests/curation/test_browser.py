@@ -7,24 +7,10 @@ import pytest
 from curation import services
 from curation.models import Example, Revision
 
-from ..browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, log_in
+from ..browser_helpers import ARTIFACTS, log_in
 from ..helpers import chat, jsonl, post_jsonl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there are still
-    # synchronous and safe.
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-    patch.undo()
 
 
 @pytest.fixture

@@ -12,30 +12,13 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from curation import demo
-from curation import services as curation_services
-from curation.models import Example
 from training import services
 from training.models import TrainingRun
-from training.recipes import sft, tiny_local
+from training.recipes import sft
 
-from ..helpers import jsonl, post_jsonl, start_worker, stop_worker
+from ..helpers import start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def small_base(tmp_path_factory):
-    rows = demo.generate(count=200)
-    documents = tiny_local.corpus_documents(row["messages"] for row in rows)
-    return str(tiny_local.build(documents, tmp_path_factory.mktemp("models"), tiny_local.TinyConfig(pretrain_steps=40)))
-
-
-@pytest.fixture
-def version(project, lead, lead_api):
-    assert post_jsonl(lead_api, project.slug, jsonl(demo.generate(count=120))).status_code == 201
-    Example.objects.filter(project=project).update(status="approved")
-    return curation_services.dataset_version_freeze(project=project, user=lead)
 
 
 def _launch(project, lead, version, **options):

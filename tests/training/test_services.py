@@ -8,34 +8,11 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from curation import demo
-from curation import services as curation_services
-from curation.models import Example
 from curation.services import ServiceError
 from training import services
 from training.models import TrainingRun
-from training.recipes import tiny_local
-
-from ..helpers import jsonl, post_jsonl
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def small_base(tmp_path_factory):
-    rows = demo.generate(count=200)
-    documents = tiny_local.corpus_documents(row["messages"] for row in rows)
-    return str(tiny_local.build(documents, tmp_path_factory.mktemp("models"), tiny_local.TinyConfig(pretrain_steps=40)))
-
-
-@pytest.fixture
-def version(project, lead, lead_api):
-    rows = demo.generate(count=120)
-    for row in rows:
-        row["messages"][0]["content"] = "You are a support agent."
-    assert post_jsonl(lead_api, project.slug, jsonl(rows)).status_code == 201
-    Example.objects.filter(project=project).update(status="approved")
-    return curation_services.dataset_version_freeze(project=project, user=lead)
 
 
 def test_a_run_on_data_that_is_not_ready_needs_a_written_reason(project, lead, version):
@@ -83,6 +60,16 @@ def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, 
     modelfile = done.deployment["ollama_modelfile"]
     assert modelfile.startswith("FROM ") and f"ADAPTER {done.adapter_dir}" in modelfile
     assert (Path(done.output_dir) / "deploy" / "serve-vllm.sh").exists()
+
+    queued = services.training_run_merge_request(run=done)
+    assert queued.merge_status == "queued"
+    merged = services.training_run_merge_execute(run_id=run.pk)
+    assert merged.merge_status == "done" and (Path(merged.merged_dir) / "model.safetensors").exists()
+    assert merged.deployment["vllm_command_merged"].startswith(f"vllm serve {merged.merged_dir} --max-model-len")
+    assert "--enable-lora" not in merged.deployment["vllm_command_merged"]
+    assert merged.deployment["ollama_modelfile_merged"].startswith(f"FROM {merged.merged_dir}\n")
+    assert merged.deployment["vllm_command"] == command  # the adapter's bundle stays
+    assert services.training_run_merge_execute(run_id=run.pk) is None  # not asked again: nothing to do
 
 
 @pytest.mark.django_db(transaction=True)

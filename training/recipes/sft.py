@@ -382,6 +382,23 @@ def load_for_inference(base_model: str, adapter_dir: Path | None = None, merge: 
     return model.to(device).eval(), tokenizer
 
 
+def merge_adapter(adapter_dir: Path, out_dir: Path, base_model: str | None = None) -> Path:
+    """Merge a LoRA adapter into its base model's weights and save the result (safetensors and tokenizer) to
+    `out_dir`, written to a temporary folder first and renamed, so that a half-written merge is never served."""
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    base_model = base_model or json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model, tokenizer = load_for_inference(base_model, adapter_dir, merge=True)
+    partial = out_dir.with_name(out_dir.name + ".tmp")
+    if partial.exists():
+        shutil.rmtree(partial)
+    model.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return out_dir
+
+
 def generate(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 96, batch_size: int = 50):
     """Greedy answers to each conversation (its messages up to the assistant's turn), batched with left padding."""
     import torch

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+NAME = "tiny-local"  # the value of `base_model` that asks for this model
 SPECIAL_TOKENS = ["<|pad|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 END = "<|end|>"
 CHAT_TEMPLATE = (

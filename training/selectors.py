@@ -1,0 +1,202 @@
+"""Reads of training data: the base models on offer, a run's pre-flight estimates, a run's live figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Sum, TextField
+from django.db.models.functions import Cast, Length
+
+from curation import selectors as curation_selectors
+from curation.models import DatasetVersion, Project
+
+from .models import TrainingRun
+from .recipes import estimate, tiny_local
+
+TINY_LOCAL = tiny_local.NAME
+CHARS_PER_TOKEN = 4.0  # until the base model's tokenizer has counted a sample
+
+
+def base_model_choices() -> list[str]:
+    return list(settings.FINELINE_BASE_MODELS)
+
+
+def _config_json(base_model: str) -> dict | None:
+    """The model's config.json from a local folder or the Hugging Face cache, without touching the network."""
+    folder = Path(base_model).expanduser()
+    if (folder / "config.json").is_file():
+        return json.loads((folder / "config.json").read_text())
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(base_model, "config.json")
+    except Exception:  # not a valid repository id
+        return None
+    return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+
+
+def base_model_shape(base_model: str) -> tuple[estimate.Shape | None, str]:
+    """The base model's architecture and where it came from; (None, why) when it cannot be known offline."""
+    if base_model == TINY_LOCAL:
+        tiny = tiny_local.TinyConfig()
+        shape = estimate.Shape(
+            hidden=tiny.hidden_size,
+            intermediate=tiny.intermediate_size,
+            layers=tiny.layers,
+            heads=tiny.heads,
+            kv_heads=tiny.heads,
+            vocab=tiny.vocab_size,
+            tied=True,
+        )
+        return shape, "tiny-local's settings"
+    config = _config_json(base_model)
+    if config is not None:
+        config = config.get("text_config", config)
+        try:
+            return estimate.Shape.from_config(config), "the model's config.json"
+        except KeyError as missing:
+            return None, f"its config.json lacks {missing}"
+    if base_model in estimate.KNOWN_SHAPES:
+        return estimate.Shape.from_config(estimate.KNOWN_SHAPES[base_model]), "the published architecture"
+    return None, "its config.json is neither a local folder nor in the Hugging Face cache"
+
+
+def version_train_stats(*, version: DatasetVersion) -> dict[str, int]:
+    """Examples in the training split and an estimate of their tokens (characters / 4), from one aggregate."""
+    row = version.items.filter(split="train").aggregate(
+        examples=Count("id"), chars=Sum(Length(Cast("messages", TextField())))
+    )
+    return {"examples": row["examples"] or 0, "tokens": int((row["chars"] or 0) / CHARS_PER_TOKEN)}
+
+
+def measured_tokens_per_second(*, project: Project, base_model: str) -> tuple[float, TrainingRun] | None:
+    """Training throughput of the project's last finished run of this base model, from its own step log."""
+    run = (
+        TrainingRun.objects.filter(project=project, base_model=base_model, status=TrainingRun.Status.SUCCEEDED)
+        .only("pk", "metrics", "device")
+        .first()
+    )
+    if run is None or len(run.metrics) < 3:
+        return None
+    window = run.metrics[-50:]
+    seconds = window[-1].get("elapsed", 0) - window[0].get("elapsed", 0)
+    tokens = sum(entry.get("tokens", 0) for entry in window[1:])
+    return (tokens / seconds, run) if seconds > 0 and tokens else None
+
+
+def training_run_preflight(
+    *, project: Project, version: DatasetVersion | None, base_model: str, method: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """What the lead sees before launching: readiness, trainable share, GPU memory and time, and warnings."""
+    from .recipes.sft import SFTConfig
+
+    defaults = SFTConfig(base_model=base_model)
+    get = lambda name: options.get(name) if options.get(name) not in (None, "") else getattr(defaults, name)  # noqa: E731
+    readiness = curation_selectors.readiness(project=project)
+    result: dict[str, Any] = {"readiness": readiness, "base_model": base_model, "method": method, "warnings": []}
+    result["failing_checks"] = [check["id"] for check in readiness["checks"] if not check["passed"]]
+    shape, source = base_model_shape(base_model)
+    result["shape_source"] = source
+    on_cpu = base_model == TINY_LOCAL
+    dtype_bytes = 4 if on_cpu else 2
+    result["dtype"] = "float32 (CPU)" if on_cpu else "bfloat16"
+    batch, accumulation, seq_len = int(get("batch_size")), int(get("gradient_accumulation")), int(get("max_seq_length"))
+    if shape is not None:
+        total = shape.total_params()
+        trainable = shape.lora_params(int(get("lora_r")), list(get("lora_targets"))) if method == "lora" else total
+        result.update(total_params=total, trainable_params=trainable, trainable_share=trainable / total)
+        result["trainable_percent"] = f"{100 * trainable / total:.3g}%"
+        result["memory"] = estimate.memory(
+            shape=shape, method=method, trainable=trainable, dtype_bytes=dtype_bytes, micro_batch=batch, seq_len=seq_len
+        )
+        if not on_cpu:
+            gpus = estimate.gpus_needed(result["memory"]["total"], settings.FINELINE_GPU_MEMORY_GB)
+            result["gpus_needed"] = gpus
+            result["gpu"] = {"name": settings.FINELINE_GPU_NAME, "memory_gb": settings.FINELINE_GPU_MEMORY_GB}
+            if gpus > 1:
+                result["warnings"].append(
+                    f"About {result['memory']['total']:.0f} GB: more than one {settings.FINELINE_GPU_NAME} "
+                    f"({gpus} with sharded weights and optimizer states, or a smaller batch size or sequence length)."
+                )
+    if version is None:
+        result["warnings"].append("Freeze a dataset version first: a run trains on a frozen version.")
+        return result
+    stats = version_train_stats(version=version)
+    result["train_examples"] = stats["examples"]
+    result["tokens_per_epoch"] = stats["tokens"]
+    per_step = batch * accumulation
+    items = stats["examples"]
+    if options.get("packing"):
+        items = math.ceil(stats["tokens"] / seq_len / 0.95)
+    steps_per_epoch = max(1, items // per_step)
+    steps = int(get("max_steps") or max(1, math.ceil(float(get("epochs")) * steps_per_epoch)))
+    result["steps"] = steps
+    tokens = int(stats["tokens"] * steps / steps_per_epoch)
+    result["tokens"] = tokens
+    measured = measured_tokens_per_second(project=project, base_model=base_model)
+    if measured is not None:
+        speed, run = measured
+        result["seconds"] = tokens / speed
+        result["time_basis"] = (
+            f"measured: run #{run.pk} trained at {speed:,.0f} tokens/s on {run.device or 'its device'}"
+        )
+    elif on_cpu:
+        speed = settings.FINELINE_CPU_TOKENS_PER_SECOND
+        result["seconds"] = tokens / speed
+        result["time_basis"] = f"assumed {speed:,.0f} tokens/s on a CPU worker"
+    elif shape is not None:
+        gpus = result.get("gpus_needed", 1)
+        result["seconds"] = estimate.seconds(
+            tokens=tokens,
+            total_params=shape.total_params(),
+            method=method,
+            flops=settings.FINELINE_GPU_TFLOPS * 1e12 * gpus,
+            mfu=settings.FINELINE_GPU_MFU,
+        )
+        result["time_basis"] = (
+            f"{'6' if method == 'full' else '4'} x params FLOPs per token at {settings.FINELINE_GPU_MFU:.0%} of "
+            f"{gpus} x {settings.FINELINE_GPU_NAME} ({settings.FINELINE_GPU_TFLOPS:,.0f} TFLOP/s)"
+        )
+    if stats["examples"] < per_step:
+        result["warnings"].append(
+            f"The training split has {stats['examples']} examples, fewer than one step's {per_step}."
+        )
+    return result
+
+
+def training_run_eta(*, run: TrainingRun) -> float | None:
+    """Seconds left, from the pace of the last logged steps."""
+    if run.status != TrainingRun.Status.RUNNING or len(run.metrics) < 2 or not run.total_steps:
+        return None
+    window = run.metrics[-20:]
+    seconds = window[-1].get("elapsed", 0) - window[0].get("elapsed", 0)
+    steps = window[-1]["step"] - window[0]["step"]
+    if seconds <= 0 or steps <= 0:
+        return None
+    return (run.total_steps - run.step) * seconds / steps
+
+
+def training_run_list(*, project: Project):
+    return TrainingRun.objects.filter(project=project).select_related("dataset_version", "created_by")
+
+
+SERIES_POINTS = 400
+
+
+def training_run_series(*, run: TrainingRun) -> dict[str, list]:
+    """The curves the run page draws, thinned to at most SERIES_POINTS training points (every validation point
+    kept): step, loss, token accuracy, and validation loss and accuracy where they were measured."""
+    metrics = run.metrics
+    stride = max(1, math.ceil(len(metrics) / SERIES_POINTS))
+    chosen = [m for i, m in enumerate(metrics) if i % stride == 0 or i == len(metrics) - 1 or "val_loss" in m]
+    return {
+        "step": [m["step"] for m in chosen],
+        "loss": [m.get("loss") for m in chosen],
+        "token_accuracy": [m.get("token_accuracy") for m in chosen],
+        "val_loss": [m.get("val_loss") for m in chosen],
+        "val_token_accuracy": [m.get("val_token_accuracy") for m in chosen],
+    }
