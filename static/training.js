@@ -113,12 +113,20 @@
     copy(from ? document.querySelector(from).textContent : button.getAttribute("data-copy"), button);
   });
 
+  function refresh() {
+    drawCharts();
+    const log = document.querySelector("pre.log");
+    if (log) {
+      log.scrollTop = log.scrollHeight;  // a tail: the newest line in view
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     const form = document.querySelector("[data-launch-form]");
     if (form) {
       showLora(form);
     }
-    drawCharts();
+    refresh();
   });
-  document.addEventListener("htmx:afterSettle", drawCharts);
+  document.addEventListener("htmx:afterSettle", refresh);
 })();

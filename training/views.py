@@ -105,6 +105,9 @@ def run_preflight(request, slug: str):
     return render(request, "training/htmx/preflight.html", context)
 
 
+LOG_LINES = 40
+
+
 def _run_context(request, project, run: TrainingRun) -> dict:
     return {
         "project": project,
@@ -112,7 +115,8 @@ def _run_context(request, project, run: TrainingRun) -> dict:
         "is_lead": project.user_role == Membership.Role.LEAD,
         "eta": selectors.training_run_eta(run=run),
         "series": selectors.training_run_series(run=run),
-        "log_tail": run.log[-4000:],
+        "log_tail": "\n".join(run.log[-20_000:].splitlines()[-LOG_LINES:]),
+        "log_lines": LOG_LINES,
     }
 
 
@@ -123,7 +127,12 @@ def run_detail(request, slug: str, pk: int):
     run = get_object_or_404(TrainingRun.objects.select_related("dataset_version", "created_by"), project=project, pk=pk)
     context = _run_context(request, project, run)
     if request.htmx:
-        return render(request, "training/htmx/run_live.html", context)
+        return render(request, "training/htmx/run_live.html", {**context, "oob": True})
+    context["settings_rows"] = [
+        (key, ", ".join(value) if isinstance(value, list) else value)
+        for key, value in sorted(run.config.items())
+        if key != "method"
+    ]
     context["preflight"] = selectors.training_run_preflight(
         project=project,
         version=None,

@@ -51,9 +51,7 @@ def test_counts_match_a_real_model_and_peft(tied):
 def test_a_full_fine_tune_of_8b_needs_several_gpus_and_lora_fits_one():
     shape = estimate.Shape.from_config(estimate.KNOWN_SHAPES["meta-llama/Llama-3.1-8B-Instruct"])
     full = estimate.memory(shape=shape, method="full", trainable=0, dtype_bytes=2, micro_batch=1, seq_len=2048)
-    lora = estimate.memory(
-        shape=shape, method="lora", trainable=13_631_488, dtype_bytes=2, micro_batch=1, seq_len=2048
-    )
+    lora = estimate.memory(shape=shape, method="lora", trainable=13_631_488, dtype_bytes=2, micro_batch=1, seq_len=2048)
     assert full["weights"] == lora["weights"] == pytest.approx(14.96, abs=0.01)  # 8.03e9 x 2 bytes
     assert estimate.gpus_needed(full["total"], 80) == 2 and estimate.gpus_needed(lora["total"], 80) == 1
     assert 15 < lora["total"] < 40  # weights + activations: one 40 GB card (no activation checkpointing)

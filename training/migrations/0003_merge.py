@@ -5,26 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0009_version_items_immutable'),
-        ('training', '0002_deployment'),
+        ("curation", "0009_version_items_immutable"),
+        ("training", "0002_deployment"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='trainingrun',
-            name='merge_status',
-            field=models.CharField(blank=True, default='', help_text="'' (not asked), queued, running, done or failed.", max_length=10),
+            model_name="trainingrun",
+            name="merge_status",
+            field=models.CharField(
+                blank=True, default="", help_text="'' (not asked), queued, running, done or failed.", max_length=10
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='merged_dir',
-            field=models.CharField(blank=True, help_text='The adapter merged into the base weights.', max_length=500),
+            model_name="trainingrun",
+            name="merged_dir",
+            field=models.CharField(blank=True, help_text="The adapter merged into the base weights.", max_length=500),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('merge_status__in', ['', 'queued', 'running', 'done', 'failed'])), name='trainingrun_merge_status_valid'),
+            model_name="trainingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("merge_status__in", ["", "queued", "running", "done", "failed"])),
+                name="trainingrun_merge_status_valid",
+            ),
         ),
     ]
