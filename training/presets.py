@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
         "options": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 4, "gradient_accumulation": 4},
     },
     "tiny-local-demo": {
-        "label": "tiny-local on the CPU: learns the demo's format in about a minute",
+        "label": "tiny-local on the CPU: learns the demo's format in a couple of minutes",
         "method": "lora",
         "options": {
             "lora_r": 16,
@@ -60,7 +60,7 @@ PRESETS: dict[str, dict] = {
             "lora_dropout": 0.1,
             "lora_targets": ATTENTION,
             "learning_rate": 5e-3,
-            "epochs": 2.0,
+            "epochs": 8.0,
             "batch_size": 16,
             "gradient_accumulation": 1,
         },
