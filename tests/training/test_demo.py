@@ -49,5 +49,5 @@ def test_the_demo_preset_teaches_tiny_local_the_format(tmp_path):
     answers = sft.generate(model, tokenizer, [messages[:-1] for messages in test])
     fits = formats.answer_checker(project.output_format)
     accuracy = sum(map(fits, answers)) / len(answers)
-    print(f"\ndemo run: {done.step} steps, built and trained in {trained_in:.0f} s, format {accuracy:.1%} on {len(test)}")
+    print(f"\ndemo run: {done.step} steps in {trained_in:.0f} s (build included), format {accuracy:.1%} on {len(test)}")
     assert len(test) >= 20 and accuracy >= 0.95, answers[:5]
