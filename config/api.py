@@ -48,6 +48,11 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/training-runs/", training.TrainingRunListView.as_view(), name="training-runs"),
     path(
+        "projects/<slug:slug>/training-runs/preflight/",
+        training.TrainingRunPreflightView.as_view(),
+        name="training-run-preflight",
+    ),
+    path(
         "projects/<slug:slug>/training-runs/<int:pk>/",
         training.TrainingRunDetailView.as_view(),
         name="training-run-detail",

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion
 
-from . import services
+from . import selectors, services
 from .models import TrainingRun
 
 
@@ -59,6 +59,31 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["lora", "full"], default="lora")
     options = serializers.DictField(required=False, help_text="Recipe settings: lora_r, epochs, learning_rate...")
     override_readiness = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TrainingRunPreflightView(APIView):
+    @extend_schema(
+        request=TrainingRunCreateSerializer,
+        responses={200: dict},
+        description="What a launch with this body would cost: readiness, parameters, trainable share, memory, GPUs, "
+        "steps and time (estimates; see the README for the formulas). Nothing is created.",
+    )
+    def post(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = TrainingRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = DatasetVersion.objects.filter(project=project, number=data["dataset_version"]).first()
+        if version is None:
+            raise serializers.ValidationError({"dataset_version": ["No such version in this project."]})
+        preflight = selectors.training_run_preflight(
+            project=project,
+            version=version,
+            base_model=data["base_model"].strip(),
+            method=data["method"],
+            options=services.training_options_clean(dict(data.get("options") or {})),
+        )
+        return Response(preflight)
 
 
 class TrainingRunListView(APIView):

@@ -128,3 +128,15 @@ def test_the_api_names_a_bad_option(project, version, lead_api):
     }
     body["options"] = {"lora_targets": []}
     assert lead_api.post(url, body, format="json").json()["field"] == "lora_targets"
+
+
+def test_the_api_preflight_creates_nothing(project, version, lead_api, expert_api):
+    url = f"/api/v1/projects/{project.slug}/training-runs/preflight/"
+    body = {"dataset_version": version.number, "base_model": "Qwen/Qwen2.5-7B-Instruct", "options": {"lora_r": 8}}
+    assert expert_api.post(url, body, format="json").status_code == 403
+    response = lead_api.post(url, body, format="json")
+    figures = response.json()
+    assert response.status_code == 200 and figures["total_params"] == 7_615_616_512
+    assert figures["trainable_params"] == 28 * 8 * (2 * (3584 + 3584) + 2 * (3584 + 512))  # q, o, k, v at r=8
+    assert figures["readiness"]["ready"] is False and figures["steps"] > 0 and figures["seconds"] > 0
+    assert not TrainingRun.objects.exists()
