@@ -213,6 +213,16 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def train_processes() -> int:
+    """Training processes on this node: one per GPU by default ("auto"), or FINELINE_TRAIN_PROCESSES."""
+    value = str(settings.FINELINE_TRAIN_PROCESSES).strip().lower()
+    if value == "auto":
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    return max(1, int(value))
+
+
 def runs_dir() -> Path:
     return Path(settings.VAR_DIR) / "runs"
 
@@ -255,7 +265,12 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 step=entry["step"],
             )
             resumed = f", resumed from {entry['resumed_from']}" if entry.get("resumed_from") else ""
-            state["log"] += f"start at step {entry['step']} on {entry['device']} ({entry['dtype']}){resumed}\n"
+            where = (
+                f"{entry['processes']} processes on {entry['device']}"
+                if entry.get("processes", 1) > 1
+                else entry["device"]
+            )
+            state["log"] += f"start at step {entry['step']} on {where} ({entry['dtype']}){resumed}\n"
         elif entry["event"] == "step":
             state["metrics"] = (state["metrics"] + [entry])[-METRICS_KEPT:]
             changes.update(step=entry["step"], total_steps=entry["total"], metrics=state["metrics"])
@@ -277,7 +292,13 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         if "lora_targets" in options:
             options["lora_targets"] = tuple(options["lora_targets"])
         config = sft.SFTConfig(base_model=base, **options)
-        result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
+        processes = train_processes()
+        if processes > 1:
+            result = sft.run_distributed(
+                config, rows["train"], rows["val"], out_dir, processes, on_log=on_log, should_stop=should_stop
+            )
+        else:
+            result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
     except Exception as error:
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.FAILED,

@@ -184,6 +184,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # died) is requeued by the periodic recovery task and resumes from its last complete checkpoint, at most
 # FINELINE_RUN_MAX_ATTEMPTS starts in all.
 FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 120))
+# Processes per run on a GPU node: "auto" is one per visible GPU (DDP under torchrun); a number forces it.
+FINELINE_TRAIN_PROCESSES = os.environ.get("FINELINE_TRAIN_PROCESSES", "auto")
 FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
 FINELINE_RECOVERY_INTERVAL = float(os.environ.get("FINELINE_RECOVERY_INTERVAL", 30))
 # The base models the launch form offers (a run may still name any Hugging Face id or local folder). Set

@@ -8,9 +8,11 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from curation import demo
 from curation.services import ServiceError
 from training import services
 from training.models import TrainingRun
+from training.recipes import sft
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -155,3 +157,38 @@ def test_a_real_worker_on_the_gpu_queue_runs_a_launched_run(project, version, le
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode()
     assert "Traceback" not in output, output
+
+
+def test_a_run_across_two_processes_trains_with_ddp(project, lead, version, small_base, tmp_path):
+    """The multi-GPU path (torchrun, one process per GPU), exercised on two CPU processes with gloo."""
+    run = services.training_run_create(
+        project=project,
+        user=lead,
+        dataset_version=version,
+        base_model=small_base,
+        options={"max_steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3},
+        override_readiness="test",
+    )
+    with override_settings(VAR_DIR=tmp_path, FINELINE_TRAIN_PROCESSES="2"):
+        done = services.training_run_execute(run_id=run.pk)
+    assert done.status == "succeeded", done.error
+    assert "start at step 0 on 2 processes on cpu" in done.log
+    assert [entry["step"] for entry in done.metrics] == [1, 2, 3, 4, 5, 6] and "val_loss" in done.metrics[2]
+    assert (Path(done.adapter_dir) / "adapter_model.safetensors").exists()
+    assert sft.latest_checkpoint(Path(done.output_dir)).name == "step-3"
+
+
+def test_cancel_reaches_every_process_of_a_distributed_run(small_base, tmp_path):
+    rows = [{"messages": row["messages"]} for row in demo.generate(count=60)]
+    seen = []
+    result = sft.run_distributed(
+        sft.SFTConfig(base_model=small_base, max_steps=500, batch_size=4),
+        rows,
+        [],
+        tmp_path / "run",
+        processes=2,
+        on_log=seen.append,
+        should_stop=lambda: sum(1 for entry in seen if entry["event"] == "step") >= 3,
+        poll_seconds=0.1,
+    )
+    assert result.cancelled and 3 <= result.steps < 500 and result.adapter_dir is None

@@ -195,12 +195,19 @@ def run(
 ) -> Result:
     """Train, evaluate on the validation rows now and then, checkpoint, and save the adapter (or full model)."""
     import torch
+    from accelerate import Accelerator
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    device, dtype = device_and_dtype()
+    _, dtype = device_and_dtype()
+    # One process: a thin wrapper. Under torchrun / accelerate launch: DDP across the processes (NCCL on GPUs, gloo
+    # on CPUs); every process draws its own batches, only the first one logs, checkpoints and saves.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    device, main, world = accelerator.device, accelerator.is_main_process, accelerator.num_processes
+    if not main:
+        on_log = lambda entry: None  # noqa: E731
     tokenizer = load_tokenizer(config.base_model)
     pad_id = tokenizer.pad_token_id
     train = encode(tokenizer, train_rows, config.max_seq_length)
@@ -212,7 +219,7 @@ def run(
         train, efficiency = pack(train, config.max_seq_length, pad_id)
     model = build_model(config, device, dtype)
     trainable, total = count_parameters(model)
-    steps_per_epoch = max(1, len(train) // (config.batch_size * config.gradient_accumulation))
+    steps_per_epoch = max(1, len(train) // (config.batch_size * config.gradient_accumulation * world))
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     warmup = max(1, config.warmup_steps)
@@ -229,8 +236,18 @@ def run(
         step = state["step"]
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
-    rng = random.Random(config.seed + step)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    rng = random.Random(config.seed + step + 1_000_003 * accelerator.process_index)
     stream = batches(train, config.batch_size, pad_id, rng)
+
+    def stop_now() -> bool:
+        flag = [bool(should_stop()) if main else False]
+        if world > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(flag)
+        return flag[0]
+
     on_log(
         {
             "event": "start",
@@ -243,6 +260,7 @@ def run(
             "resumed_from": resumed.name if resumed else None,
             "packing_efficiency": efficiency,
             "train_examples": len(train_rows),
+            "processes": world,
         }
     )
     model.train()
@@ -250,7 +268,7 @@ def run(
     started = time.monotonic()
     cancelled = False
     while step < total_steps:
-        if should_stop():
+        if stop_now():
             cancelled = True
             break
         correct = counted = tokens = 0
@@ -258,11 +276,11 @@ def run(
         for _ in range(config.gradient_accumulation):
             batch = {key: value.to(device) for key, value in next(stream).items()}
             output = model(**batch)
-            (output.loss / config.gradient_accumulation).backward()
+            accelerator.backward(output.loss / config.gradient_accumulation)
             loss_sum += output.loss.item() / config.gradient_accumulation
             right, seen = token_accuracy(output.logits.detach(), batch["labels"])
             correct, counted, tokens = correct + right, counted + seen, tokens + int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -278,23 +296,104 @@ def run(
             "learning_rate": schedule.get_last_lr()[0],
             "elapsed": round(time.monotonic() - started, 2),
         }
-        if val and (step % config.eval_every == 0 or step == total_steps):
-            entry.update(evaluate(model, val, config.batch_size, pad_id, device))
+        if main and val and (step % config.eval_every == 0 or step == total_steps):
+            entry.update(evaluate(accelerator.unwrap_model(model), val, config.batch_size, pad_id, device))
         on_log(entry)
         if step % config.checkpoint_every == 0 and step < total_steps:
-            save_checkpoint(model, optimizer, schedule, step, out_dir, config.keep_checkpoints)
+            if main:
+                save_checkpoint(
+                    accelerator.unwrap_model(model), optimizer, schedule, step, out_dir, config.keep_checkpoints
+                )
+            accelerator.wait_for_everyone()
     adapter_dir = model_dir = None
     if not cancelled:
         final = out_dir / ("adapter" if config.method == "lora" else "model")
-        model.save_pretrained(final, safe_serialization=True)
-        tokenizer.save_pretrained(final)
-        (final / "fineline_config.json").write_text(json.dumps(asdict(config), indent=2, default=list))
+        if main:
+            accelerator.unwrap_model(model).save_pretrained(final, safe_serialization=True)
+            tokenizer.save_pretrained(final)
+            (final / "fineline_config.json").write_text(json.dumps(asdict(config), indent=2, default=list))
+        accelerator.wait_for_everyone()
         if config.method == "lora":
             adapter_dir = final
         else:
             model_dir = final
         on_log({"event": "done", "step": step, "total": total_steps})
     return Result(step, adapter_dir, model_dir, trainable, total, last_loss, cancelled)
+
+
+def run_distributed(
+    config: SFTConfig,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    out_dir: Path,
+    processes: int,
+    on_log: Callable[[dict], None] = lambda entry: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll_seconds: float = 0.5,
+) -> Result:
+    """`run` across `processes` processes on this node (one per GPU) under torchrun: the same recipe, DDP. This
+    process relays the first process's progress to `on_log` and asks every process to stop when `should_stop`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out_dir = Path(out_dir)
+    inputs = out_dir / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", train_rows), ("val", val_rows)):
+        with (inputs / f"{name}.jsonl").open("w", encoding="utf-8") as sink:
+            sink.writelines(json.dumps(row) + "\n" for row in rows)
+    for stale in ("events.jsonl", "STOP", "result.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    spec = {
+        "config": asdict(config),
+        "train": str(inputs / "train.jsonl"),
+        "val": str(inputs / "val.jsonl"),
+        "out_dir": str(out_dir),
+    }
+    (inputs / "spec.json").write_text(json.dumps(spec, default=list))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+        "-m", "training.recipes.launch", str(inputs / "spec.json"),
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    from .launch import die_with_parent
+
+    log_file = (out_dir / "torchrun.log").open("wb")
+    child = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                             preexec_fn=die_with_parent)  # fmt: skip
+    events, offset, asked = out_dir / "events.jsonl", 0, False
+    try:
+        while True:
+            finished = child.poll() is not None
+            if events.exists():
+                with events.open("rb") as source:
+                    source.seek(offset)
+                    for line in source:
+                        if not line.endswith(b"\n"):
+                            break  # half-written: read it next time
+                        offset += len(line)
+                        on_log(json.loads(line))
+            if finished:
+                break
+            if not asked and should_stop():
+                (out_dir / "STOP").touch()
+                asked = True
+            time.sleep(poll_seconds)
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=60)
+        log_file.close()
+    if child.returncode != 0 or not (out_dir / "result.json").exists():
+        tail = (out_dir / "torchrun.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"the {processes}-process run failed (exit {child.returncode}):\n{tail}")
+    fields = json.loads((out_dir / "result.json").read_text())
+    for key in ("adapter_dir", "model_dir"):
+        fields[key] = Path(fields[key]) if fields[key] else None
+    return Result(**fields)
 
 
 def evaluate(model, items, batch_size: int, pad_id: int, device) -> dict:
