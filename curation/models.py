@@ -20,6 +20,12 @@ class Project(models.Model):
     max_seq_length = models.PositiveIntegerField(
         default=2048, help_text="Tokens the base model takes; longer examples are flagged."
     )
+    tokenizer = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="A Hugging Face id or local folder whose tokenizer counts tokens in the quality scan (blank: an "
+        "estimate of UTF-8 bytes / 4). Set from the base model of the project's first finished training run.",
+    )
     reviews_required = models.PositiveSmallIntegerField(
         default=1, help_text="Independent reviews each example needs; with 2 or more, agreement is measured."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import re
 import tempfile
 from collections import Counter, defaultdict
@@ -40,6 +41,7 @@ from .models import (
     Revision,
 )
 
+logger = logging.getLogger(__name__)
 OUTPUT_FORMAT_KINDS = ("none", "regex", "json_schema")
 
 
@@ -140,6 +142,10 @@ def _project_assign(project: Project, fields: dict[str, Any]) -> None:
         elif key == "reviews_required":
             if not isinstance(value, int) or not 1 <= value <= 5:
                 raise ServiceError("`reviews_required` must be a whole number from 1 to 5.", field=key)
+        elif key == "tokenizer":
+            value = str(value or "").strip()
+            if len(value) > 300:
+                raise ServiceError("`tokenizer` is at most 300 characters.", field=key)
         elif key not in {"name", "task_description", "system_prompt"}:
             raise ServiceError(f"unknown project field {key!r}.", field=key)
         setattr(project, key, value)
@@ -818,14 +824,27 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         format_changes: dict[int, bool | None] = {}
         count = 0
 
+        count_tokens, counted_by = _token_counter(project)
+
         def examples():
             nonlocal too_long, count
             rows = Example.objects.filter(project=project).order_by("id")
-            for example_id, messages, format_ok in rows.values_list("id", "messages", "format_ok").iterator(5000):
+            chunk: list[tuple[int, list[dict], bool | None]] = []
+            for row in rows.values_list("id", "messages", "format_ok").iterator(5000):
+                chunk.append(row)
+                if len(chunk) == 1000:
+                    yield from checked(chunk)
+                    chunk = []
+            yield from checked(chunk)
+
+        def checked(chunk):
+            nonlocal too_long, count
+            lengths = iter(count_tokens([message["content"] for _, messages, _ in chunk for message in messages]))
+            for example_id, messages, format_ok in chunk:
                 count += 1
                 total = 0
                 for message in messages:
-                    tokens = -(-len(message["content"].encode()) // formats.BYTES_PER_TOKEN)
+                    tokens = next(lengths)
                     total += tokens
                     role = message["role"] if message["role"] in histogram else "user"
                     histogram[role][bisect.bisect_right(TOKEN_BUCKETS, tokens) - 1] += 1
@@ -847,7 +866,7 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         scan.stats = {
             # The latest version's clusters across splits, as these clusters see it (readiness: no_leakage).
             "leaks": {str(latest.pk): _version_leaks(latest)} if latest else {},
-            "estimate": "tokens estimated as UTF-8 bytes / 4",
+            "estimate": counted_by,
             "buckets": TOKEN_BUCKETS,
             "histogram": histogram,
             "too_long": too_long,
@@ -861,6 +880,28 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         scan.finished_at = timezone.now()
         scan.save()
     return scan
+
+
+def _token_counter(project: Project):
+    """Token lengths of many texts at once, with the project's tokenizer when it loads (offline), else estimated."""
+
+    def estimate(texts: list[str]) -> list[int]:
+        return [-(-len(text.encode()) // formats.BYTES_PER_TOKEN) for text in texts]
+
+    if not project.tokenizer:
+        return estimate, "tokens estimated as UTF-8 bytes / 4"
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(project.tokenizer)
+    except Exception as error:  # not downloaded, not a tokenizer: the estimate, and say why
+        logger.warning("tokenizer %r did not load: %s", project.tokenizer, error)
+        return estimate, f"tokens estimated as UTF-8 bytes / 4 (the tokenizer {project.tokenizer} did not load)"
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+    return count, f"tokens counted with the tokenizer of {project.tokenizer}"
 
 
 def _version_leaks(version: DatasetVersion) -> int:

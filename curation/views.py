@@ -63,6 +63,14 @@ def project_detail(request, slug: str):
 @require_POST
 def project_settings(request, slug: str):
     project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    if "tokenizer" in request.POST:
+        try:
+            services.project_update(project=project, tokenizer=request.POST["tokenizer"])
+            services.quality_scan_start(project=project)
+            flash.success(request, "Saved: a quality scan recounts the token lengths.")
+        except services.ServiceError as error:
+            flash.error(request, error.message)
+        return redirect("curation:project_detail", slug=slug)
     try:
         services.project_update(project=project, reviews_required=int(request.POST.get("reviews_required", "")))
         flash.success(request, f"Saved: each example now needs {project.reviews_required} review(s).")

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from curation import selectors as curation_selectors
+from curation import services as curation_services
 from curation.models import DatasetVersion, Project
 from curation.services import ServiceError
 
@@ -330,6 +331,10 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 max_model_len=config.max_seq_length,
                 merged_dir=result.model_dir,
             )
+    if not result.cancelled and not run.project.tokenizer:
+        # The project's token lengths are estimates until a base model's tokenizer exists: now one does.
+        curation_services.project_update(project=run.project, tokenizer=base)
+        curation_services.quality_scan_start(project=run.project)
     TrainingRun.objects.filter(pk=run.pk).update(
         status=final,
         finished_at=timezone.now(),

@@ -22,6 +22,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "system_prompt",
             "labels",
             "output_format",
+            "tokenizer",
             "role",
             "created_at",
             "updated_at",

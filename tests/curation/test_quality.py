@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from curation import quality, selectors, services
-from curation.models import DatasetVersionItem, Example
+from curation.models import DatasetVersionItem, Example, QualityScan
 
 from ..helpers import chat, jsonl, post_jsonl
 
@@ -137,6 +137,21 @@ def test_the_quality_scan_stores_clusters_format_and_token_lengths(project, appr
     assert sum(scan.stats["histogram"]["assistant"]) == 62 and scan.stats["too_long"] == 0
     clusters = selectors.duplicate_cluster_list(project=project)
     assert [c["cluster_id"] for c in clusters] == [first.pk]
+    assert scan.stats["estimate"] == "tokens estimated as UTF-8 bytes / 4"
+
+
+@pytest.mark.django_db
+def test_a_tokenizer_that_does_not_load_falls_back_to_the_estimate_and_says_so(project, approved, client, lead):
+    client.force_login(lead)
+    client.post(f"/projects/{project.slug}/settings/", {"tokenizer": "/nowhere/tokenizer"})
+    project.refresh_from_db()
+    scan = QualityScan.objects.get(project=project, status="queued")
+    assert project.tokenizer == "/nowhere/tokenizer"
+    scan = services.quality_scan_run(scan=scan)
+    assert scan.status == "succeeded" and sum(scan.stats["histogram"]["assistant"]) == 62
+    assert scan.stats["estimate"].endswith("bytes / 4 (the tokenizer /nowhere/tokenizer did not load)")
+    page = client.get(f"/projects/{project.slug}/").content.decode()
+    assert "the tokenizer /nowhere/tokenizer did not load" in page and 'value="/nowhere/tokenizer"' in page
 
 
 @pytest.mark.django_db

@@ -9,6 +9,8 @@ from django.db import connection
 from django.test import override_settings
 
 from curation import demo
+from curation import services as curation_services
+from curation.models import Example, QualityScan
 from curation.services import ServiceError
 from training import services
 from training.models import TrainingRun
@@ -62,6 +64,21 @@ def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, 
     modelfile = done.deployment["ollama_modelfile"]
     assert modelfile.startswith("FROM ") and f"ADAPTER {done.adapter_dir}" in modelfile
     assert (Path(done.output_dir) / "deploy" / "serve-vllm.sh").exists()
+
+    # The project's token lengths were estimates; the base model's tokenizer now counts them.
+    project.refresh_from_db()
+    assert project.tokenizer == small_base
+    scan = QualityScan.objects.filter(project=project, status="queued").get()
+    scan = curation_services.quality_scan_run(scan=scan)
+    assert scan.stats["estimate"] == f"tokens counted with the tokenizer of {small_base}"
+    tokenizer = sft.load_tokenizer(small_base)
+    answers = [m[-1]["content"] for m in Example.objects.filter(project=project).values_list("messages", flat=True)]
+    lengths = [len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers]
+    buckets = scan.stats["buckets"]
+    expected = [
+        sum(1 for n in lengths if low <= n < high) for low, high in zip(buckets, [*buckets[1:], 10**9], strict=True)
+    ]
+    assert scan.stats["histogram"]["assistant"] == expected
 
     queued = services.training_run_merge_request(run=done)
     assert queued.merge_status == "queued"
