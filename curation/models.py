@@ -26,6 +26,12 @@ class Project(models.Model):
         help_text="A Hugging Face id or local folder whose tokenizer counts tokens in the quality scan (blank: an "
         "estimate of UTF-8 bytes / 4). Set from the base model of the project's first finished training run.",
     )
+    baseline_score = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The best base-model score on the primary metrics (its weakest one) in the latest evaluation; "
+        "at 90% the readiness advice says fine-tuning is probably not worth it.",
+    )
     reviews_required = models.PositiveSmallIntegerField(
         default=1, help_text="Independent reviews each example needs; with 2 or more, agreement is measured."
     )

@@ -425,6 +425,7 @@ def readiness_stats(*, project: Project) -> dict[str, Any]:
         "format_checked": by_format.get(1, 0) + by_format.get(2, 0),
         "format_ok": by_format.get(1, 0),
         "label_only_share": _label_only_share(project),
+        "base_model_score": project.baseline_score,
         "version": None,
     }
     if version is not None:

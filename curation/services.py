@@ -142,6 +142,9 @@ def _project_assign(project: Project, fields: dict[str, Any]) -> None:
         elif key == "reviews_required":
             if not isinstance(value, int) or not 1 <= value <= 5:
                 raise ServiceError("`reviews_required` must be a whole number from 1 to 5.", field=key)
+        elif key == "baseline_score":
+            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ServiceError("`baseline_score` is a share from 0 to 1.", field=key)
         elif key == "tokenizer":
             value = str(value or "").strip()
             if len(value) > 300:

@@ -214,6 +214,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _free_gpu_memory() -> None:
+    """Give the run's GPU memory back to the device (the worker process lives on for the next job)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def train_processes() -> int:
     """Training processes on this node: one per GPU by default ("auto"), or FINELINE_TRAIN_PROCESSES."""
     value = str(settings.FINELINE_TRAIN_PROCESSES).strip().lower()
@@ -310,6 +321,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         raise
     finally:
         heartbeat.stopped.set()
+        _free_gpu_memory()
     final = TrainingRun.Status.CANCELLED if result.cancelled else TrainingRun.Status.SUCCEEDED
     deployment = {}
     if not result.cancelled:

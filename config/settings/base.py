@@ -207,6 +207,20 @@ FINELINE_GPU_TFLOPS = float(os.environ.get("FINELINE_GPU_TFLOPS", 989))
 FINELINE_GPU_MFU = float(os.environ.get("FINELINE_GPU_MFU", 0.35))
 # Training throughput of a CPU node on tiny-local, until a finished run has measured it (tokens/s).
 FINELINE_CPU_TOKENS_PER_SECOND = float(os.environ.get("FINELINE_CPU_TOKENS_PER_SECOND", 5000))
+# Evaluation. The frontier baseline and the judge are any OpenAI-compatible endpoints (OpenAI, vLLM, Ollama...);
+# unset, the frontier row says "not configured" and relevance / hallucination use their labelled fallbacks.
+FINELINE_FRONTIER_BASE_URL = os.environ.get("FINELINE_FRONTIER_BASE_URL", "")
+FINELINE_FRONTIER_MODEL = os.environ.get("FINELINE_FRONTIER_MODEL", "gpt-4o-mini")
+FINELINE_FRONTIER_API_KEY = os.environ.get("FINELINE_FRONTIER_API_KEY", "")
+FINELINE_JUDGE_BASE_URL = os.environ.get("FINELINE_JUDGE_BASE_URL", "")
+FINELINE_JUDGE_MODEL = os.environ.get("FINELINE_JUDGE_MODEL", "gpt-4o-mini")
+FINELINE_JUDGE_API_KEY = os.environ.get("FINELINE_JUDGE_API_KEY", "")
+# Prices: the frontier model's USD per million input / output tokens, and a self-hosting GPU's USD per hour.
+FINELINE_FRONTIER_PRICE_IN = float(os.environ.get("FINELINE_FRONTIER_PRICE_IN", 0.15))
+FINELINE_FRONTIER_PRICE_OUT = float(os.environ.get("FINELINE_FRONTIER_PRICE_OUT", 0.60))
+FINELINE_GPU_HOURLY_USD = float(os.environ.get("FINELINE_GPU_HOURLY_USD", 2.50))
+FINELINE_EVAL_BATCH_SIZE = int(os.environ.get("FINELINE_EVAL_BATCH_SIZE", 32))
+FINELINE_EVAL_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_EVAL_MAX_NEW_TOKENS", 128))
 CELERY_BEAT_SCHEDULE = {
     "recover-training-runs": {
         "task": "training.recover",

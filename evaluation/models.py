@@ -1,0 +1,96 @@
+"""Evaluations: a training run's fine-tune against the baselines on its version's test split, and the verdict."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+SYSTEMS = ["fine_tuned", "base_zero_shot", "base_best_prompt", "frontier", "embedding_classifier"]
+
+
+class Evaluation(models.Model):
+    """One comparison of systems on a frozen version's test split. The row is the job's source of truth."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="evaluations")
+    training_run = models.ForeignKey(
+        "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
+    )
+    dataset_version = models.ForeignKey("curation.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    systems = models.JSONField(default=list, help_text="The systems compared, in order.")
+    primary_metrics = models.JSONField(default=list, help_text="The metrics the verdict is decided on.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0, help_text="Units of work done (answers, judgements).")
+    total = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=200, blank=True, help_text="What the worker is doing now.")
+    results = models.JSONField(default=list, blank=True, help_text="[{system, label, status, metrics, notes}]")
+    verdict = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="evaluation_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Evaluation #{self.pk} of {self.project}"
+
+
+class EvaluationAnswer(models.Model):
+    """One system's answer to one test example, with its per-example scores."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="answers")
+    item = models.ForeignKey("curation.DatasetVersionItem", on_delete=models.CASCADE, related_name="+")
+    system = models.CharField(max_length=30)
+    answer = models.TextField()
+    format_ok = models.BooleanField(null=True)
+    label = models.CharField(max_length=100, blank=True)
+    label_ok = models.BooleanField(null=True)
+    relevance = models.FloatField(null=True)
+    hallucinated = models.BooleanField(null=True)
+    unsupported = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "item", "system"], name="evaluationanswer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system} on item {self.item_id}"
+
+
+class PromptVariant(models.Model):
+    """A prompt for the base model (system prompt + few-shot examples from the training split) that a lead edits;
+    the evaluation uses the variant that scores best on the validation split."""
+
+    project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="prompt_variants")
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    few_shot = models.JSONField(default=list, blank=True, help_text="Ids of training-split examples shown first.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_score = models.FloatField(null=True, blank=True, help_text="Its score on the validation split, last time.")
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="promptvariant_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,468 @@
+"""Writes of evaluation: launch an evaluation, run it on a worker, keep the base model's prompt variants.
+
+The evaluation compares the systems on the test split of the run's frozen version, answer by answer, scores every
+answer (evaluation/metrics.py), stores the answers, the metrics per system and the verdict on the row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from curation import formats
+from curation import services as curation_services
+from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
+from curation.services import ServiceError
+from training.models import TrainingRun
+
+from . import harness, metrics
+from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
+
+DEFAULT_PRIMARY = ["format_accuracy", "label_accuracy"]
+SYSTEM_NAMES = {
+    "fine_tuned": "Fine-tuned",
+    "base_zero_shot": "Base model, zero-shot",
+    "base_best_prompt": "Base model, best prompt",
+    "frontier": "Frontier model",
+    "embedding_classifier": "Embeddings + classifier",
+}
+METRIC_NAMES = {
+    "format_accuracy": "format accuracy",
+    "label_accuracy": "label accuracy",
+    "macro_f1": "macro-F1",
+    "content_relevance": "content relevance",
+    "hallucination_rate": "hallucination rate",
+    "latency_p50_ms": "latency p50",
+    "latency_p95_ms": "latency p95",
+    "cost_per_query_usd": "cost per query",
+}
+LEASE = timedelta(minutes=30)
+VAL_SAMPLE = 40  # validation examples each prompt variant is scored on
+
+
+def evaluation_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    training_run: TrainingRun,
+    systems: list[str] | None = None,
+    primary_metrics: list[str] | None = None,
+) -> Evaluation:
+    """Queue an evaluation of a finished run against the baselines, on its dataset version's test split."""
+    if training_run.project_id != project.pk:
+        raise ServiceError("that training run belongs to another project.", field="training_run")
+    if training_run.status != TrainingRun.Status.SUCCEEDED:
+        raise ServiceError("only a run that succeeded can be evaluated.", field="training_run")
+    systems = list(systems or SYSTEMS)
+    unknown = [system for system in systems if system not in SYSTEMS]
+    if unknown or not systems:
+        raise ServiceError(f"systems are chosen among {', '.join(SYSTEMS)}.", field="systems")
+    primary = list(primary_metrics or DEFAULT_PRIMARY)
+    if not primary or any(metric not in metrics.HIGHER_IS_BETTER for metric in primary):
+        raise ServiceError(f"primary metrics are chosen among {', '.join(metrics.HIGHER_IS_BETTER)}.", field="primary")
+    if not training_run.dataset_version.items.filter(split="test").exists():
+        raise ServiceError("the run's dataset version has no test split to evaluate on.", field="training_run")
+    evaluation = Evaluation.objects.create(
+        project=project,
+        training_run=training_run,
+        dataset_version=training_run.dataset_version,
+        created_by=user,
+        systems=[system for system in SYSTEMS if system in systems],
+        primary_metrics=primary,
+    )
+    from .tasks import evaluation_task
+
+    transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation.pk], queue="gpu"))
+    return evaluation
+
+
+def prompt_variant_save(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    name: str,
+    system_prompt: str,
+    few_shot: list[int],
+    variant: PromptVariant | None = None,
+) -> PromptVariant:
+    """Create or edit a prompt variant; its few-shot examples must be approved examples of the project."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ServiceError("a variant needs a name of at most 100 characters.", field="name")
+    try:
+        few_shot = [int(pk) for pk in few_shot]
+    except (TypeError, ValueError):
+        raise ServiceError("few-shot examples are given by their ids.", field="few_shot")
+    if len(few_shot) > 16:
+        raise ServiceError("at most 16 few-shot examples.", field="few_shot")
+    found = set(Example.objects.filter(project=project, pk__in=few_shot).values_list("pk", flat=True))
+    missing = [pk for pk in few_shot if pk not in found]
+    if missing:
+        raise ServiceError(f"no example {missing[0]} in this project.", field="few_shot")
+    clash = PromptVariant.objects.filter(project=project, name=name).exclude(pk=getattr(variant, "pk", None))
+    if clash.exists():
+        raise ServiceError(f"a variant named {name!r} exists already.", field="name")
+    variant = variant or PromptVariant(project=project, created_by=user)
+    variant.name, variant.system_prompt, variant.few_shot = name, system_prompt, few_shot
+    variant.save()
+    return variant
+
+
+# --- Running an evaluation -----------------------------------------------------------------------------------------
+
+
+def _claim(evaluation_id: int, worker: str) -> bool:
+    now = timezone.now()
+    return bool(
+        Evaluation.objects.filter(pk=evaluation_id)
+        .filter(Q(status=Evaluation.Status.QUEUED) | Q(status=Evaluation.Status.RUNNING, lease_until__lt=now))
+        .update(status=Evaluation.Status.RUNNING, lease_owner=worker, lease_until=now + LEASE, started_at=now)
+    )
+
+
+class _Progress:
+    """Counts units of work on the row (answers generated, answers judged), at most one write a second."""
+
+    def __init__(self, evaluation: Evaluation):
+        self.evaluation, self.pending, self.written = evaluation, 0, timezone.now()
+
+    def __call__(self, done: int) -> None:
+        self.pending += done
+        if (timezone.now() - self.written).total_seconds() >= 1:
+            self.flush()
+
+    def flush(self) -> None:
+        Evaluation.objects.filter(pk=self.evaluation.pk).update(
+            done=F("done") + self.pending, lease_until=timezone.now() + LEASE
+        )
+        self.pending, self.written = 0, timezone.now()
+
+    def stage(self, text: str) -> None:
+        self.flush()
+        Evaluation.objects.filter(pk=self.evaluation.pk).update(stage=text)
+        self.log(text)
+
+    def log(self, line: str) -> None:
+        self.evaluation.log += f"{timezone.now():%H:%M:%S} {line}\n"
+        Evaluation.objects.filter(pk=self.evaluation.pk).update(log=self.evaluation.log[-20_000:])
+
+
+def _queries(version: DatasetVersion, split: str, limit: int | None = None) -> list[dict]:
+    """The split's examples as queries: the conversation up to the last answer, the reference answer and label,
+    and the source (the user's turns plus any `sources` in the example's metadata)."""
+    items = list(
+        version.items.filter(split=split).order_by("id").values("id", "messages", "label", "example_id")[:limit]
+    )
+    metadata = dict(
+        Example.objects.filter(pk__in=[i["example_id"] for i in items if i["example_id"]]).values_list("pk", "metadata")
+    )
+    queries = []
+    for item in items:
+        messages = item["messages"]
+        last = max(i for i, message in enumerate(messages) if message["role"] == "assistant")
+        sources = (metadata.get(item["example_id"]) or {}).get("sources") or []
+        if isinstance(sources, str):
+            sources = [sources]
+        user_turns = [m["content"] for m in messages[:last] if m["role"] == "user"]
+        queries.append(
+            {
+                "item": item["id"],
+                "messages": messages[:last],
+                "reference": messages[last]["content"],
+                "label": item["label"] or None,
+                "source": "\n".join(user_turns + [json.dumps(s) if not isinstance(s, str) else s for s in sources]),
+            }
+        )
+    return queries
+
+
+def _base_of(run: TrainingRun) -> str:
+    """The base model the adapter was trained on (for tiny-local, the folder it was built in)."""
+    config = Path(run.adapter_dir) / "adapter_config.json"
+    if run.method == "lora" and config.exists():
+        return json.loads(config.read_text())["base_model_name_or_path"]
+    return run.base_model
+
+
+def _frontier_configured() -> bool:
+    return bool(settings.FINELINE_FRONTIER_BASE_URL)
+
+
+def _judge_client():
+    if not settings.FINELINE_JUDGE_BASE_URL:
+        return None
+    return harness.openai_client(settings.FINELINE_JUDGE_BASE_URL, settings.FINELINE_JUDGE_API_KEY)
+
+
+def _shots(version: DatasetVersion, example_ids: list[int]) -> tuple[list[list[dict]], list[int]]:
+    """The few-shot examples' messages, keeping only those in the version's training split (never a test one)."""
+    train = dict(
+        DatasetVersionItem.objects.filter(version=version, split="train", example_id__in=example_ids).values_list(
+            "example_id", "messages"
+        )
+    )
+    return [train[pk] for pk in example_ids if pk in train], [pk for pk in example_ids if pk not in train]
+
+
+def _auto_variant(project: Project, version: DatasetVersion) -> PromptVariant:
+    """When the lead has saved no variant: the project's system prompt with one training example per label."""
+    chosen = []
+    for label in project.labels or [""]:
+        item = version.items.filter(split="train", label=label).order_by("id").values_list("example_id", flat=True)
+        if item.first():
+            chosen.append(item.first())
+    return PromptVariant(
+        project=project, name="automatic: system prompt + one example per label", system_prompt=project.system_prompt,
+        few_shot=chosen[:6],
+    )  # fmt: skip
+
+
+def _best_variant(evaluation: Evaluation, base: str, fits, progress: _Progress) -> tuple[PromptVariant, str]:
+    """The variant with the best score on (a sample of) the validation split: format accuracy when the project
+    has a format, else label accuracy. Choosing on validation keeps the test split for the comparison."""
+    project, version = evaluation.project, evaluation.dataset_version
+    variants = list(PromptVariant.objects.filter(project=project)) or [_auto_variant(project, version)]
+    if len(variants) == 1:
+        return variants[0], f"the only variant, {variants[0].name!r}"
+    val = _queries(version, "val", VAL_SAMPLE)
+    scored = []
+    for variant in variants:
+        shots, _ = _shots(version, variant.few_shot)
+        conversations = [harness.prompt_messages(variant.system_prompt, shots, q["messages"]) for q in val]
+        out = harness.local_answers(
+            base, conversations, batch_size=settings.FINELINE_EVAL_BATCH_SIZE, latency_sample=0,
+            max_new_tokens=settings.FINELINE_EVAL_MAX_NEW_TOKENS, on_progress=progress,
+        )  # fmt: skip
+        if fits is not None:
+            score = metrics.format_accuracy(out.answers, fits)
+        else:
+            predicted = [metrics.label_from_answer(a, project.labels) for a in out.answers]
+            score = metrics.label_accuracy(predicted, [q["label"] for q in val])
+        PromptVariant.objects.filter(pk=variant.pk).update(last_score=score)
+        scored.append((score if score is not None else -1, variant))
+        progress.log(f"prompt variant {variant.name!r}: {score} on {len(val)} validation examples")
+    score, best = max(scored, key=lambda pair: pair[0])
+    return best, f"{best.name!r}, best of {len(variants)} variants on the validation split ({score:.2f})"
+
+
+def _score(
+    system: str, out: harness.Answers, queries: list[dict], project: Project, fits, judge, progress
+) -> tuple[dict, list[dict], dict]:
+    """Per-answer scores and the system's metrics; `methods` says how relevance and hallucination were measured."""
+    labels = project.labels or []
+    references = [q["label"] for q in queries]
+    classifier = system == "embedding_classifier"
+    predicted = (
+        out.answers if classifier else [metrics.label_from_answer(a, labels) if labels else None for a in out.answers]
+    )
+    rows = [
+        {
+            "format_ok": None if classifier or fits is None else fits(answer),
+            "label": predicted[i] or "",
+            "label_ok": (predicted[i] == references[i]) if references[i] and labels else None,
+            "relevance": None,
+            "hallucinated": None,
+            "unsupported": [],
+        }
+        for i, answer in enumerate(out.answers)
+    ]
+    methods = {}
+    if not classifier:
+        if judge is not None:
+            items = [
+                {"source": q["source"], "reference": q["reference"], "answer": answer}
+                for q, answer in zip(queries, out.answers, strict=True)
+            ]
+            grades = harness.judge(judge, settings.FINELINE_JUDGE_MODEL, items, on_progress=progress)
+            for row, grade in zip(rows, grades, strict=True):
+                if grade is not None:
+                    row["relevance"] = float(grade["relevance"])
+                    row["unsupported"] = grade["unsupported_claims"][:20]
+                    row["hallucinated"] = bool(grade["unsupported_claims"])
+            failed = sum(1 for grade in grades if grade is None)
+            methods = {"relevance": "LLM judge, 1-5", "hallucination": "LLM judge"}
+            if failed:
+                methods["judge_failures"] = failed
+        else:
+            similar = harness.similarities(out.answers, [q["reference"] for q in queries])
+            for row, q, answer, value in zip(rows, queries, out.answers, similar, strict=True):
+                row["relevance"] = round(value, 4)
+                row["unsupported"] = metrics.unsupported_terms(answer, q["source"] + "\n" + q["reference"])[:20]
+                row["hallucinated"] = bool(row["unsupported"])
+            methods = {
+                "relevance": "fallback: embedding cosine with the reference (no judge configured)",
+                "hallucination": "fallback: numbers, names and identifiers absent from source and reference",
+            }
+    if system == "frontier":
+        cost = metrics.cost_per_query_api(
+            out.prompt_tokens or [], out.completion_tokens or [],
+            settings.FINELINE_FRONTIER_PRICE_IN, settings.FINELINE_FRONTIER_PRICE_OUT,
+        )  # fmt: skip
+    else:
+        cost = metrics.cost_per_query_self_hosted(settings.FINELINE_GPU_HOURLY_USD, out.queries_per_second or 0)
+    values = {
+        "format_accuracy": metrics.format_accuracy(out.answers, fits) if not classifier else None,
+        "label_accuracy": metrics.label_accuracy(predicted, references) if labels else None,
+        "macro_f1": metrics.macro_f1(predicted, references) if labels else None,
+        "content_relevance": metrics.content_relevance([row["relevance"] for row in rows]),
+        "hallucination_rate": metrics.hallucination_rate([row["hallucinated"] for row in rows]),
+        "latency_p50_ms": metrics.percentile(out.latencies_ms, 50),
+        "latency_p95_ms": metrics.percentile(out.latencies_ms, 95),
+        "cost_per_query_usd": cost,
+    }
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}, rows, methods
+
+
+def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Evaluation | None:
+    """Answer the test split with every chosen system, score, store, decide. None if another worker holds it."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    if not _claim(evaluation_id, worker):
+        return None
+    evaluation = Evaluation.objects.select_related("project", "training_run", "dataset_version").get(pk=evaluation_id)
+    project, run = evaluation.project, evaluation.training_run
+    progress = _Progress(evaluation)
+    try:
+        queries = _queries(evaluation.dataset_version, "test")
+        fits = formats.answer_checker(project.output_format)
+        judge = _judge_client()
+        generating = [s for s in evaluation.systems if s != "frontier" or _frontier_configured()]
+        judged = [s for s in generating if s != "embedding_classifier"] if judge else []
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            total=len(queries) * (len(generating) + len(judged)), done=0, results=[], verdict={}, error=""
+        )
+        EvaluationAnswer.objects.filter(evaluation=evaluation).delete()  # a rerun after a lost worker starts over
+        base = _base_of(run)
+        results = []
+        for system in evaluation.systems:
+            entry = {"system": system, "name": SYSTEM_NAMES[system], "status": "succeeded", "metrics": {}, "notes": ""}
+            try:
+                out = _answers(system, evaluation, queries, base, fits, progress, entry)
+            except Exception as error:  # one system failing does not lose the others
+                entry.update(status="failed", notes=f"{type(error).__name__}: {error}")
+                progress.log(f"{system} failed: {entry['notes']}")
+                results.append(entry)
+                continue
+            if out is None:
+                results.append(entry)
+                continue
+            progress.stage(f"scoring {SYSTEM_NAMES[system]}")
+            entry["metrics"], rows, entry["methods"] = _score(system, out, queries, project, fits, judge, progress)
+            entry["merged"] = out.merged
+            EvaluationAnswer.objects.bulk_create(
+                EvaluationAnswer(evaluation=evaluation, item_id=q["item"], system=system, answer=answer, **row)
+                for q, answer, row in zip(queries, out.answers, rows, strict=True)
+            )
+            results.append(entry)
+            Evaluation.objects.filter(pk=evaluation.pk).update(results=results)
+        decided = _verdict(results, evaluation.primary_metrics)
+        _record_baseline(project, results, evaluation.primary_metrics)
+        progress.flush()
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.SUCCEEDED, results=results, verdict=decided, stage="done",
+            finished_at=timezone.now(), lease_until=None,
+        )  # fmt: skip
+    except Exception as error:
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now(),
+            lease_until=None,
+        )  # fmt: skip
+        raise
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def _answers(system, evaluation, queries, base, fits, progress, entry) -> harness.Answers | None:
+    """One system's answers to the queries; None (with the reason in `entry`) when it does not apply here."""
+    project, run = evaluation.project, evaluation.training_run
+    local = {
+        "batch_size": settings.FINELINE_EVAL_BATCH_SIZE,
+        "max_new_tokens": settings.FINELINE_EVAL_MAX_NEW_TOKENS,
+        "on_progress": progress,
+    }
+    progress.stage(f"answering with {SYSTEM_NAMES[system]}")
+    if system == "fine_tuned":
+        adapter = run.adapter_dir if run.method == "lora" else None
+        model = base if adapter else run.adapter_dir
+        entry["notes"] = f"run #{run.pk}: {run.method} of {run.base_model}"
+        return harness.local_answers(model, [q["messages"] for q in queries], adapter_dir=adapter, **local)
+    if system == "base_zero_shot":
+        entry["notes"] = "the project's system prompt, no examples"
+        conversations = [harness.prompt_messages(project.system_prompt, [], q["messages"]) for q in queries]
+        return harness.local_answers(base, conversations, **local)
+    if system == "base_best_prompt":
+        variant, why = _best_variant(evaluation, base, fits, progress)
+        shots, dropped = _shots(evaluation.dataset_version, variant.few_shot)
+        entry["notes"] = f"prompt {why}; {len(shots)} few-shot example(s)"
+        if dropped:
+            entry["notes"] += f" ({len(dropped)} outside the training split left out)"
+        entry["prompt"] = {"name": variant.name, "system_prompt": variant.system_prompt, "few_shot": variant.few_shot}
+        conversations = [harness.prompt_messages(variant.system_prompt, shots, q["messages"]) for q in queries]
+        return harness.local_answers(base, conversations, **local)
+    if system == "frontier":
+        if not _frontier_configured():
+            entry.update(status="not_configured", notes="set FINELINE_FRONTIER_BASE_URL (and _MODEL, _API_KEY)")
+            return None
+        client = harness.openai_client(settings.FINELINE_FRONTIER_BASE_URL, settings.FINELINE_FRONTIER_API_KEY)
+        entry["notes"] = f"{settings.FINELINE_FRONTIER_MODEL} with the project's system prompt"
+        conversations = [harness.prompt_messages(project.system_prompt, [], q["messages"]) for q in queries]
+        return harness.api_answers(client, settings.FINELINE_FRONTIER_MODEL, conversations, on_progress=progress)
+    if system == "embedding_classifier":
+        if not project.labels:
+            entry.update(status="not_applicable", notes="the project has no label set")
+            return None
+        train = _queries(evaluation.dataset_version, "train")
+        train = [q for q in train if q["label"]]
+        text = lambda q: "\n".join(m["content"] for m in q["messages"] if m["role"] == "user")  # noqa: E731
+        entry["notes"] = f"all-MiniLM-L6-v2 embeddings + logistic regression on {len(train)} training examples"
+        out = harness.embedding_classifier(
+            [text(q) for q in train], [q["label"] for q in train], [text(q) for q in queries]
+        )
+        progress(len(queries))
+        return out
+    raise ValueError(system)
+
+
+def _verdict(results: list[dict], primary: list[str]) -> dict:
+    """The sentence the dashboard leads with, and the comparisons behind it."""
+    scored = {entry["system"]: entry["metrics"] for entry in results if entry["status"] == "succeeded"}
+    absent = [entry["name"] for entry in results if entry["status"] != "succeeded"]
+    if "fine_tuned" not in scored:
+        return {"beats_all": False, "summary": "No verdict: the fine-tuned model was not evaluated.", "losses": []}
+    outcome = metrics.verdict(scored, primary)
+    names = " and ".join(METRIC_NAMES[m] for m in primary)
+    if outcome["beats_all"]:
+        summary = f"Fine-tuned beats all baselines on {names}."
+    elif not outcome["wins"] and not outcome["losses"]:
+        summary = f"No verdict: no baseline could be compared on {names}."
+    else:
+        losses = "; ".join(
+            f"{SYSTEM_NAMES[loss['system']]} on {METRIC_NAMES[loss['metric']]} "
+            f"({loss['fine_tuned']:.3g} against {loss['baseline']:.3g})"
+            for loss in outcome["losses"]
+        )
+        summary = f"Fine-tuned does not beat every baseline: {losses}."
+    if absent:
+        summary += f" Not compared: {', '.join(absent)}."
+    return {**outcome, "summary": summary, "primary": primary}
+
+
+def _record_baseline(project: Project, results: list[dict], primary: list[str]) -> None:
+    """The best base-model score on the primary metrics (its weakest one), for the readiness advice."""
+    scores = []
+    for entry in results:
+        if entry["system"] in ("base_zero_shot", "base_best_prompt") and entry["status"] == "succeeded":
+            values = [entry["metrics"].get(m) for m in primary if metrics.HIGHER_IS_BETTER[m]]
+            values = [v for v in values if v is not None]
+            if values:
+                scores.append(min(values))
+    if scores:
+        curation_services.project_update(project=project, baseline_score=max(scores))
