@@ -9,6 +9,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from curation.api import quality_views as quality
 from curation.api import views as curation
 from curation.services import ServiceError
+from evaluation import api as evaluation
 from training import api as training
 
 router = DefaultRouter()
@@ -66,6 +67,23 @@ urlpatterns = [
         "projects/<slug:slug>/training-runs/<int:pk>/merge/",
         training.TrainingRunMergeView.as_view(),
         name="training-run-merge",
+    ),
+    path("projects/<slug:slug>/evaluations/", evaluation.EvaluationListView.as_view(), name="evaluations"),
+    path(
+        "projects/<slug:slug>/evaluations/<int:pk>/",
+        evaluation.EvaluationDetailView.as_view(),
+        name="evaluation-detail",
+    ),
+    path(
+        "projects/<slug:slug>/evaluations/<int:pk>/answers/",
+        evaluation.EvaluationAnswersView.as_view(),
+        name="evaluation-answers",
+    ),
+    path("projects/<slug:slug>/prompt-variants/", evaluation.PromptVariantListView.as_view(), name="prompt-variants"),
+    path(
+        "projects/<slug:slug>/prompt-variants/<int:pk>/",
+        evaluation.PromptVariantDetailView.as_view(),
+        name="prompt-variant-detail",
     ),
 ]
 

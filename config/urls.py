@@ -8,6 +8,7 @@ from .health import healthz
 urlpatterns = [
     path("", include("curation.urls")),
     path("", include("training.urls")),
+    path("", include("evaluation.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz/", healthz, name="healthz"),

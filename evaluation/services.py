@@ -99,7 +99,7 @@ def prompt_variant_save(
     if not name or len(name) > 100:
         raise ServiceError("a variant needs a name of at most 100 characters.", field="name")
     try:
-        few_shot = [int(pk) for pk in few_shot]
+        few_shot = list(dict.fromkeys(int(pk) for pk in few_shot))  # in order, once each
     except (TypeError, ValueError):
         raise ServiceError("few-shot examples are given by their ids.", field="few_shot")
     if len(few_shot) > 16:

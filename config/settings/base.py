@@ -142,6 +142,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReviewStatusEnum": "curation.models.ReviewStatus",
         "ImportStatusEnum": "curation.models.ImportJob.Status",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "EvaluationStatusEnum": "evaluation.models.Evaluation.Status",
     },
 }
 

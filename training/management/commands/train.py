@@ -12,6 +12,7 @@ from curation.services import ServiceError
 from training import services
 from training.api import TrainingRunSerializer
 from training.models import TrainingRun
+from training.presets import PRESETS
 
 
 class Command(BaseCommand):
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--dataset-version", type=int, required=True)
         parser.add_argument("--base-model", default=services.TINY_LOCAL)
         parser.add_argument("--method", choices=["lora", "full"], default="lora")
+        parser.add_argument(
+            "--preset",
+            choices=sorted(PRESETS),
+            help="Starting settings (default: tiny-local-demo for tiny-local, lora-default otherwise).",
+        )
         parser.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
         parser.add_argument("--override-readiness", default="", help="Why to train although the data is not ready.")
         parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
@@ -29,7 +35,18 @@ class Command(BaseCommand):
         parser.add_argument("--inline", action="store_true", help="Train in this process instead of a worker.")
 
     def handle(
-        self, slug, dataset_version, base_model, method, max_steps, override_readiness, user, wait, inline, **options
+        self,
+        slug,
+        dataset_version,
+        base_model,
+        method,
+        preset,
+        max_steps,
+        override_readiness,
+        user,
+        wait,
+        inline,
+        **options,
     ):
         project = Project.objects.filter(slug=slug).first()
         if project is None:
@@ -41,7 +58,10 @@ class Command(BaseCommand):
             launcher = get_user_model().objects.filter(username=user).first()
         else:
             launcher = curation_selectors.project_lead(project=project)
-        recipe = {"max_steps": max_steps} if max_steps else {}
+        preset = PRESETS[preset or ("tiny-local-demo" if base_model == services.TINY_LOCAL else "lora-default")]
+        recipe = dict(preset["options"]) if preset["method"] == method else {}
+        if max_steps:
+            recipe["max_steps"] = max_steps
         try:
             run = services.training_run_create(
                 project=project,

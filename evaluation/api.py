@@ -1,0 +1,182 @@
+"""Evaluation endpoints: launch (leads), list, detail with results and verdict, per-example answers, prompt variants."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation import selectors as curation_selectors
+from training.models import TrainingRun
+
+from . import metrics, selectors, services
+from .models import SYSTEMS, Evaluation, PromptVariant
+
+
+class EvaluationSerializer(serializers.ModelSerializer):
+    training_run = serializers.IntegerField(source="training_run_id", allow_null=True)
+    dataset_version = serializers.IntegerField(source="dataset_version.number")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Evaluation
+        fields = [
+            "id",
+            "status",
+            "training_run",
+            "dataset_version",
+            "created_by",
+            "systems",
+            "primary_metrics",
+            "progress",
+            "results",
+            "verdict",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, evaluation: Evaluation) -> dict:
+        return {"done": evaluation.done, "total": evaluation.total, "stage": evaluation.stage}
+
+
+class EvaluationCreateSerializer(serializers.Serializer):
+    training_run = serializers.IntegerField(help_text="The id of a succeeded training run of the project.")
+    systems = serializers.ListField(
+        child=serializers.ChoiceField(choices=SYSTEMS), required=False, help_text="Default: all five."
+    )
+    primary_metrics = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(metrics.HIGHER_IS_BETTER)),
+        required=False,
+        help_text="The verdict's metrics. Default: format_accuracy and label_accuracy.",
+    )
+
+
+class EvaluationListView(APIView):
+    @extend_schema(responses=EvaluationSerializer(many=True))
+    def get(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        return Response(EvaluationSerializer(selectors.evaluation_list(project=project)[:50], many=True).data)
+
+    @extend_schema(request=EvaluationCreateSerializer, responses={201: EvaluationSerializer})
+    def post(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = EvaluationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = TrainingRun.objects.filter(project=project, pk=data["training_run"]).first()
+        if run is None:
+            raise serializers.ValidationError({"training_run": ["No such training run in this project."]})
+        evaluation = services.evaluation_create(
+            project=project,
+            user=request.user,
+            training_run=run,
+            systems=data.get("systems"),
+            primary_metrics=data.get("primary_metrics"),
+        )
+        return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_201_CREATED)
+
+
+def _evaluation(request, slug: str, pk: int) -> Evaluation:
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    evaluation = selectors.evaluation_list(project=project).filter(pk=pk).first()
+    if evaluation is None:
+        raise NotFound("No such evaluation.")
+    return evaluation
+
+
+class EvaluationDetailView(APIView):
+    @extend_schema(responses=EvaluationSerializer)
+    def get(self, request, slug: str, pk: int):
+        return Response(EvaluationSerializer(_evaluation(request, slug, pk)).data)
+
+
+class EvaluationAnswerSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    example = serializers.IntegerField(allow_null=True)
+    messages = serializers.ListField(child=serializers.DictField())
+    reference = serializers.CharField()
+    reference_label = serializers.CharField(allow_blank=True)
+    answers = serializers.DictField(help_text="system -> {answer, format_ok, label, label_ok, relevance, ...}")
+    failed = serializers.BooleanField(help_text="The fine-tuned answer failed a check.")
+
+
+class EvaluationAnswersView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("failures", bool, description="Only examples the fine-tuned model got wrong."),
+            OpenApiParameter("offset", int),
+            OpenApiParameter("limit", int, description="At most 500."),
+        ],
+        responses=EvaluationAnswerSerializer(many=True),
+    )
+    def get(self, request, slug: str, pk: int):
+        evaluation = _evaluation(request, slug, pk)
+        try:
+            offset = max(0, int(request.query_params.get("offset", 0)))
+            limit = min(500, max(1, int(request.query_params.get("limit", 100))))
+        except ValueError:
+            raise serializers.ValidationError({"offset": ["offset and limit are whole numbers."]})
+        rows = selectors.evaluation_examples(
+            evaluation=evaluation,
+            failures_only=request.query_params.get("failures") in ("1", "true"),
+            offset=offset,
+            limit=limit,
+        )
+        return Response(EvaluationAnswerSerializer(rows, many=True).data)
+
+
+class PromptVariantSerializer(serializers.ModelSerializer):
+    few_shot = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+
+    class Meta:
+        model = PromptVariant
+        fields = ["id", "name", "system_prompt", "few_shot", "last_score", "created_at", "updated_at"]
+        read_only_fields = ["id", "last_score", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class PromptVariantListView(APIView):
+    @extend_schema(responses=PromptVariantSerializer(many=True))
+    def get(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        return Response(PromptVariantSerializer(project.prompt_variants.all(), many=True).data)
+
+    @extend_schema(request=PromptVariantSerializer, responses={201: PromptVariantSerializer})
+    def post(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = PromptVariantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        variant = services.prompt_variant_save(project=project, user=request.user, **serializer.validated_data)
+        return Response(PromptVariantSerializer(variant).data, status=status.HTTP_201_CREATED)
+
+
+class PromptVariantDetailView(APIView):
+    def _variant(self, request, slug, pk, lead=False) -> PromptVariant:
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=lead)
+        variant = project.prompt_variants.filter(pk=pk).first()
+        if variant is None:
+            raise NotFound("No such prompt variant.")
+        return variant
+
+    @extend_schema(responses=PromptVariantSerializer)
+    def get(self, request, slug: str, pk: int):
+        return Response(PromptVariantSerializer(self._variant(request, slug, pk)).data)
+
+    @extend_schema(request=PromptVariantSerializer, responses=PromptVariantSerializer)
+    def put(self, request, slug: str, pk: int):
+        variant = self._variant(request, slug, pk, lead=True)
+        serializer = PromptVariantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        variant = services.prompt_variant_save(
+            project=variant.project, user=request.user, variant=variant, **serializer.validated_data
+        )
+        return Response(PromptVariantSerializer(variant).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug: str, pk: int):
+        self._variant(request, slug, pk, lead=True).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

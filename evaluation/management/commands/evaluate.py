@@ -1,0 +1,60 @@
+"""Evaluate a training run against the baselines from a shell and print the evaluation as JSON."""
+
+import json
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from curation import selectors as curation_selectors
+from curation.services import ServiceError
+from evaluation import services
+from evaluation.api import EvaluationSerializer
+from evaluation.models import SYSTEMS, Evaluation
+from training.models import TrainingRun
+
+
+class Command(BaseCommand):
+    help = "Evaluate training run RUN_ID on its version's test split against the baselines; print it as JSON."
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_id", type=int)
+        parser.add_argument("--systems", help=f"Comma-separated, among {', '.join(SYSTEMS)} (default: all).")
+        parser.add_argument("--primary", help="Comma-separated primary metrics (default: format and label accuracy).")
+        parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
+        parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
+        parser.add_argument("--inline", action="store_true", help="Evaluate in this process instead of a worker.")
+
+    def handle(self, run_id, systems, primary, user, wait, inline, **options):
+        run = TrainingRun.objects.select_related("project").filter(pk=run_id).first()
+        if run is None:
+            raise CommandError(f"No training run {run_id}.")
+        if user:
+            launcher = get_user_model().objects.filter(username=user).first()
+        else:
+            launcher = curation_selectors.project_lead(project=run.project)
+        try:
+            evaluation = services.evaluation_create(
+                project=run.project,
+                user=launcher,
+                training_run=run,
+                systems=systems.split(",") if systems else None,
+                primary_metrics=primary.split(",") if primary else None,
+            )
+        except ServiceError as error:
+            raise CommandError(error.message)
+        if inline:
+            services.evaluation_execute(evaluation_id=evaluation.pk)
+        elif wait:
+            shown = None
+            while True:
+                row = Evaluation.objects.filter(pk=evaluation.pk).values("status", "done", "total", "stage").get()
+                line = f"{row['status']}: {row['stage'] or 'waiting for a worker'} ({row['done']}/{row['total']})"
+                if line != shown:
+                    self.stderr.write(line)
+                    shown = line
+                if row["status"] not in Evaluation.ACTIVE:
+                    break
+                time.sleep(2)
+        evaluation.refresh_from_db()
+        self.stdout.write(json.dumps(EvaluationSerializer(evaluation).data, indent=2, default=str))

@@ -1,0 +1,164 @@
+"""Browser pages of evaluation: the project's evaluations (launch, history), one evaluation's verdict, table,
+charts and per-example comparison, and the prompt variants of the base-model baseline."""
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRefresh
+
+from curation import selectors as curation_selectors
+from curation.models import Membership
+from curation.services import ServiceError
+from training import selectors as training_selectors
+from training.models import TrainingRun
+
+from . import metrics, selectors, services
+from .models import SYSTEMS, Evaluation, PromptVariant
+
+PAGE = 20
+
+
+def _lead(project) -> bool:
+    return project.user_role == Membership.Role.LEAD
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def evaluation_list(request, slug: str):
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    if request.method == "POST":
+        if not _lead(project):
+            raise PermissionDenied("Only a project lead can start an evaluation.")
+        run = TrainingRun.objects.filter(project=project, pk=request.POST.get("training_run") or 0).first()
+        try:
+            if run is None:
+                raise ServiceError("choose a finished training run.")
+            evaluation = services.evaluation_create(
+                project=project,
+                user=request.user,
+                training_run=run,
+                systems=request.POST.getlist("systems"),
+                primary_metrics=request.POST.getlist("primary_metrics"),
+            )
+        except ServiceError as error:
+            flash.error(request, error.message)
+        else:
+            return redirect("evaluation:evaluation_detail", slug=slug, pk=evaluation.pk)
+    context = {
+        "project": project,
+        "is_lead": _lead(project),
+        "evaluations": selectors.evaluation_list(project=project)[:50],
+        "runs": TrainingRun.objects.filter(project=project, status=TrainingRun.Status.SUCCEEDED)[:50],
+        "systems": [(system, services.SYSTEM_NAMES[system]) for system in SYSTEMS],
+        "metric_names": list(services.METRIC_NAMES.items())[:5],
+        "default_primary": services.DEFAULT_PRIMARY,
+        "history": selectors.evaluation_history(project=project),
+        "selected_run": request.GET.get("run"),
+    }
+    return render(request, "evaluation/evaluation_list.html", context)
+
+
+@login_required
+@require_GET
+def evaluation_detail(request, slug: str, pk: int):
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    evaluation = get_object_or_404(selectors.evaluation_list(project=project), pk=pk)
+    context = {
+        "project": project,
+        "evaluation": evaluation,
+        "is_lead": _lead(project),
+        "table": selectors.evaluation_table(evaluation=evaluation),
+        "metric_names": services.METRIC_NAMES,
+        "lower_is_better": [name for name, higher in metrics.HIGHER_IS_BETTER.items() if not higher],
+    }
+    if request.htmx and request.GET.get("part") == "live":
+        if evaluation.status not in Evaluation.ACTIVE:
+            return HttpResponseClientRefresh()  # it just finished: the whole page now has results to show
+        return render(request, "evaluation/htmx/evaluation_live.html", context)
+    if evaluation.training_run is not None:
+        context["run_series"] = training_selectors.training_run_series(run=evaluation.training_run)
+    context["failures"] = selectors.evaluation_failures(evaluation=evaluation)
+    return render(request, "evaluation/evaluation_detail.html", context)
+
+
+@login_required
+@require_GET
+def evaluation_examples(request, slug: str, pk: int):
+    """The per-example comparison, a page at a time (htmx fragment)."""
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    evaluation = get_object_or_404(selectors.evaluation_list(project=project), pk=pk)
+    failures_only = request.GET.get("failures") == "1"
+    try:
+        page = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page = 1
+    rows = selectors.evaluation_examples(
+        evaluation=evaluation, failures_only=failures_only, offset=(page - 1) * PAGE, limit=PAGE + 1
+    )
+    context = {
+        "project": project,
+        "evaluation": evaluation,
+        "rows": rows[:PAGE],
+        "page": page,
+        "offset": (page - 1) * PAGE,
+        "has_next": len(rows) > PAGE,
+        "failures_only": failures_only,
+        "names": services.SYSTEM_NAMES,
+    }
+    return render(request, "evaluation/htmx/examples.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def prompt_variants(request, slug: str):
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    variant = None
+    if request.GET.get("edit"):
+        variant = get_object_or_404(PromptVariant, project=project, pk=request.GET["edit"])
+    if request.method == "POST":
+        if not _lead(project):
+            raise PermissionDenied("Only a project lead can edit prompts.")
+        if request.POST.get("delete"):
+            get_object_or_404(PromptVariant, project=project, pk=request.POST["delete"]).delete()
+            flash.success(request, "Deleted.")
+            return redirect("evaluation:prompt_variants", slug=slug)
+        if request.POST.get("variant"):
+            variant = get_object_or_404(PromptVariant, project=project, pk=request.POST["variant"])
+        try:
+            saved = services.prompt_variant_save(
+                project=project,
+                user=request.user,
+                variant=variant,
+                name=request.POST.get("name", ""),
+                system_prompt=request.POST.get("system_prompt", ""),
+                few_shot=request.POST.getlist("few_shot"),
+            )
+        except ServiceError as error:
+            flash.error(request, error.message)
+        else:
+            flash.success(request, f"Saved {saved.name!r}.")
+            return redirect("evaluation:prompt_variants", slug=slug)
+    version = curation_selectors.dataset_version_latest(project=project)
+    candidates = []
+    if version is not None:
+        items = version.items.filter(split="train").order_by("label", "id").values("example_id", "label", "messages")
+        label = request.GET.get("label", "")
+        if label:
+            items = items.filter(label=label)
+        candidates = Paginator(items, 30).get_page(request.GET.get("page"))
+    chosen = set(variant.few_shot) if variant else set()
+    context = {
+        "project": project,
+        "is_lead": _lead(project),
+        "variants": project.prompt_variants.all(),
+        "variant": variant,
+        "chosen": chosen,
+        "chosen_elsewhere": sorted(chosen - {item["example_id"] for item in candidates}),
+        "version": version,
+        "candidates": candidates,
+        "label": request.GET.get("label", ""),
+    }
+    return render(request, "evaluation/prompt_variants.html", context)
