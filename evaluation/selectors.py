@@ -74,9 +74,18 @@ def evaluation_table(*, evaluation: Evaluation) -> dict[str, Any]:
         "best": best,
         "chart": {
             "systems": [e["name"] for e in scored],
-            "series": {name: [e["metrics"].get(name) for e in scored] for name in shown},
+            # cost in USD per 1,000 queries, as the table shows it
+            "series": {
+                name: [_per_thousand(e["metrics"].get(name)) if name == "cost_per_query_usd" else e["metrics"].get(name)
+                       for e in scored]
+                for name in shown
+            },  # fmt: skip
         },
     }
+
+
+def _per_thousand(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 6)
 
 
 def evaluation_history(*, project: Project, limit: int = 20) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""The evaluation pages: who sees and does what, the verdict and table, the per-example list, prompt variants."""
+
+import pytest
+
+from curation.models import DatasetVersionItem
+from evaluation.models import Evaluation, EvaluationAnswer, PromptVariant
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished(project, lead, version):
+    run = TrainingRun.objects.create(
+        project=project, dataset_version=version, created_by=lead, base_model="tiny-local", status="succeeded"
+    )
+    cheap = {"cost_per_query_usd": 1e-5}
+    results = [
+        {"system": "fine_tuned", "name": "Fine-tuned", "status": "succeeded", "notes": "run",
+         "metrics": {"format_accuracy": 1.0, "label_accuracy": 0.9, "latency_p95_ms": 40.0, **cheap}},
+        {"system": "base_zero_shot", "name": "Base model, zero-shot", "status": "succeeded", "notes": "",
+         "metrics": {"format_accuracy": 0.1, "label_accuracy": 0.2, "latency_p95_ms": 30.0, **cheap}},
+        {"system": "frontier", "name": "Frontier model", "status": "not_configured", "notes": "set it", "metrics": {}},
+    ]  # fmt: skip
+    evaluation = Evaluation.objects.create(
+        project=project, training_run=run, dataset_version=version, created_by=lead, status="succeeded",
+        systems=["fine_tuned", "base_zero_shot", "frontier"], primary_metrics=["format_accuracy", "label_accuracy"],
+        results=results, verdict={"beats_all": True, "summary": "Fine-tuned beats all baselines on format accuracy."},
+    )  # fmt: skip
+    items = list(DatasetVersionItem.objects.filter(version=version, split="test").order_by("id")[:3])
+    for number, item in enumerate(items):
+        EvaluationAnswer.objects.create(
+            evaluation=evaluation, item=item, system="fine_tuned", answer=f"answer {number}", format_ok=number != 1
+        )
+        EvaluationAnswer.objects.create(
+            evaluation=evaluation, item=item, system="base_zero_shot", answer="", format_ok=False
+        )
+    return evaluation, items
+
+
+def test_the_detail_page_leads_with_the_verdict_and_marks_the_best(project, finished, client, expert, outsider):
+    evaluation, _ = finished
+    client.force_login(expert)
+    page = client.get(f"/projects/{project.slug}/evaluations/{evaluation.pk}/").content.decode()
+    assert page.index("Fine-tuned beats all baselines") < page.index("data-results")
+    assert '<td class="num best" data-metric="format_accuracy">100.0% ★</td>' in page
+    assert '<td class="num best" data-metric="latency_p95_ms">30 ms ★</td>' in page  # lower is better
+    assert "not configured" in page and "$0.0100 / 1k" in page and 'data-metric="format_accuracy" width' in page
+    client.force_login(outsider)
+    assert client.get(f"/projects/{project.slug}/evaluations/{evaluation.pk}/").status_code == 404
+
+
+def test_the_per_example_list_puts_failures_first_and_filters_them(project, finished, client, lead):
+    evaluation, items = finished
+    client.force_login(lead)
+    url = f"/projects/{project.slug}/evaluations/{evaluation.pk}/examples/"
+    page = client.get(url).content.decode()
+    order = [page.index(f'data-item="{item.pk}"') for item in items]
+    assert order[1] < order[0] < order[2]  # the failed one (format) first
+    failures = client.get(url + "?failures=1").content.decode()
+    assert f'data-item="{items[1].pk}"' in failures and f'data-item="{items[0].pk}"' not in failures
+
+
+def test_starting_an_evaluation_needs_a_lead_and_a_finished_run(project, finished, client, lead, expert):
+    evaluation, _ = finished
+    url = f"/projects/{project.slug}/evaluations/"
+    client.force_login(expert)
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"training_run": evaluation.training_run_id}).status_code == 403
+    client.force_login(lead)
+    response = client.post(url, {"training_run": evaluation.training_run_id, "systems": ["fine_tuned"]})
+    created = Evaluation.objects.exclude(pk=evaluation.pk).get()
+    assert response["Location"] == f"/projects/{project.slug}/evaluations/{created.pk}/"
+    assert created.systems == ["fine_tuned"] and created.primary_metrics == [] or created.primary_metrics
+    live = client.get(f"/projects/{project.slug}/evaluations/{created.pk}/?part=live", headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in live.content.decode()
+    Evaluation.objects.filter(pk=created.pk).update(status="succeeded")
+    done = client.get(f"/projects/{project.slug}/evaluations/{created.pk}/?part=live", headers={"HX-Request": "true"})
+    assert done.headers["HX-Refresh"] == "true"
+
+
+def test_prompt_variants_are_edited_by_leads(project, finished, client, lead, expert, version):
+    train = list(version.items.filter(split="train").order_by("label", "id").values_list("example_id", flat=True)[:2])
+    url = f"/projects/{project.slug}/prompts/"
+    client.force_login(expert)
+    assert client.post(url, {"name": "x"}).status_code == 403
+    client.force_login(lead)
+    page = client.get(url).content.decode()
+    assert f'value="{train[0]}"' in page
+    client.post(url, {"name": "terse", "system_prompt": "Be terse.", "few_shot": train})
+    variant = PromptVariant.objects.get()
+    assert (variant.name, variant.system_prompt, variant.few_shot) == ("terse", "Be terse.", train)
+    client.post(url, {"variant": variant.pk, "name": "terser", "system_prompt": "", "few_shot": []})
+    variant.refresh_from_db()
+    assert (variant.name, variant.few_shot) == ("terser", [])
+    client.post(url, {"delete": variant.pk})
+    assert not PromptVariant.objects.exists()
