@@ -79,6 +79,11 @@ urlpatterns = [
         evaluation.EvaluationAnswersView.as_view(),
         name="evaluation-answers",
     ),
+    path(
+        "projects/<slug:slug>/evaluations/<int:pk>/send-to-review/",
+        evaluation.EvaluationSendToReviewView.as_view(),
+        name="evaluation-send-to-review",
+    ),
     path("projects/<slug:slug>/prompt-variants/", evaluation.PromptVariantListView.as_view(), name="prompt-variants"),
     path(
         "projects/<slug:slug>/prompt-variants/<int:pk>/",

@@ -101,6 +101,9 @@ class Example(models.Model):
     )
     locked_until = models.DateTimeField(null=True, blank=True)
     review_count = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # Sent back to review (e.g. after an evaluation found the fine-tune failing on it): a new round of reviews,
+    # the earlier rounds' reviews kept.
+    review_round = models.PositiveSmallIntegerField(default=0, db_default=0)
     disputed = models.BooleanField(default=False, db_default=False)
     # Data quality, filled in by the quality scan after imports and kept current by edits: the near-duplicate
     # cluster (the smallest id of its members) and whether the last assistant answer fits the output format.
@@ -158,13 +161,14 @@ class Review(models.Model):
     label = models.CharField(max_length=100, blank=True, default="")
     comment = models.TextField(blank=True)
     example_version = models.PositiveIntegerField(help_text="The version of the example the decision was made on.")
+    round = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="The example's review round.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["example_id", "created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["example", "reviewer"], name="review_one_per_reviewer"),
+            models.UniqueConstraint(fields=["example", "reviewer", "round"], name="review_one_per_reviewer_round"),
             models.CheckConstraint(
                 condition=Q(decision__in=["approved", "rejected", "needs_changes"]), name="review_decision_valid"
             ),

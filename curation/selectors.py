@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Prefetch, Q, QuerySet, Sum, TextField
+from django.db.models import BooleanField, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Length, TruncHour
 from django.http import Http404
@@ -116,7 +116,9 @@ def example_list(
         limit = project.max_seq_length * formats.BYTES_PER_TOKEN
         examples = examples.alias(size=Length(Cast("messages", TextField()))).filter(size__gt=limit)
     if reviewer:
-        examples = examples.filter(reviews__reviewer__username=reviewer)
+        examples = examples.filter(
+            Exists(Review.objects.filter(example=OuterRef("pk"), reviewer__username=reviewer))
+        )  # once per example, whatever the number of review rounds
     if status:
         examples = examples.filter(status=status)
     if label:
@@ -267,7 +269,12 @@ def disagreement_list(*, project: Project) -> QuerySet[Example]:
     """Examples whose required reviews disagree, for the lead to settle."""
     return (
         Example.objects.filter(project=project, disputed=True)
-        .prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer")))
+        .prefetch_related(
+            Prefetch(
+                "reviews",
+                queryset=Review.objects.filter(round=F("example__review_round")).select_related("reviewer"),
+            )
+        )
         .order_by("id")
     )
 
@@ -279,9 +286,9 @@ def agreement(*, project: Project) -> dict[str, Any]:
     did not see every example. Per label, the same statistic on "this label or not". A rejected example counts as
     the label "rejected", so disagreeing on whether to keep an example counts too.
     """
-    rows = Review.objects.filter(example__project=project, example__review_count__gte=2).values_list(
-        "example_id", "reviewer_id", "decision", "label"
-    )
+    rows = Review.objects.filter(
+        example__project=project, example__review_count__gte=2, round=F("example__review_round")
+    ).values_list("example_id", "reviewer_id", "decision", "label")
     ratings: dict[int, dict[int, str]] = defaultdict(dict)
     for example_id, reviewer_id, decision, label in rows:
         ratings[example_id][reviewer_id] = label if decision == Review.Decision.APPROVED else decision

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
@@ -560,7 +560,7 @@ def review_queue_next(
         current = (
             Example.objects.filter(pk=current_id, project=project, locked_by=reviewer, locked_until__gt=now)
             .filter(status=ReviewStatus.PENDING, disputed=False, review_count__lt=project.reviews_required)
-            .exclude(reviews__reviewer=reviewer)
+            .exclude(_reviewed_by(reviewer))
             .first()
         )
         if current is not None and (not label or current.label == label):
@@ -575,7 +575,7 @@ def review_queue_next(
             .filter(review_count__lt=project.reviews_required)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
             .filter(**({"label": label} if label else {}))
-            .exclude(reviews__reviewer=reviewer)
+            .exclude(_reviewed_by(reviewer))
             .order_by("id")
         )
         example = None
@@ -589,6 +589,11 @@ def review_queue_next(
             # Safe before the commit: a rolled-back claim leaves a hint that the lock check above ignores.
             cache.set(_held_key(project, reviewer), example.pk, settings.FINELINE_REVIEW_LOCK_SECONDS)
     return example
+
+
+def _reviewed_by(reviewer: AbstractBaseUser) -> Exists:
+    """The example has this reviewer's review in its current round."""
+    return Exists(Review.objects.filter(example=OuterRef("pk"), reviewer=reviewer, round=OuterRef("review_round")))
 
 
 def review_lock_claim(*, example: Example, reviewer: AbstractBaseUser) -> bool:
@@ -671,15 +676,18 @@ def example_review(
                     label=label,
                     comment=comment,
                     example_version=current.version,
+                    round=current.review_round,
                     created_at=now,
                     updated_at=now,
                 )
             ],
             update_conflicts=True,
-            unique_fields=["example", "reviewer"],
+            unique_fields=["example", "reviewer", "round"],
             update_fields=["decision", "label", "comment", "example_version", "updated_at"],
         )
-        reviews = list(Review.objects.filter(example=current).values_list("decision", "label"))
+        reviews = list(
+            Review.objects.filter(example=current, round=current.review_round).values_list("decision", "label")
+        )
         settled = {"review_count": len(reviews), "locked_by": None, "locked_until": None, "disputed": False}
         if project.reviews_required > 1 and len(reviews) >= project.reviews_required:
             if len(set(reviews)) == 1:
@@ -698,6 +706,32 @@ def example_review(
             setattr(current, key, value)
         Draft.objects.filter(example=current, user=reviewer).delete()
     return current
+
+
+def examples_send_to_review(
+    *, project: Project, example_ids: list[int], user: AbstractBaseUser | None, tag: str, comment: str
+) -> int:
+    """Put examples back in the experts' queue: pending again, tagged, in a new review round (the earlier reviews
+    stay, so agreement and history keep them). Returns how many were sent back."""
+    tag = tag.strip()
+    if not tag or len(tag) > 100:
+        raise ServiceError("a tag of 1 to 100 characters marks the examples sent back.", field="tag")
+    sent = 0
+    for example in Example.objects.filter(project=project, pk__in=example_ids).order_by("id"):
+        with transaction.atomic():
+            tags = example.tags if tag in example.tags else [*example.tags, tag]
+            example_update(
+                example=example,
+                user=user,
+                version=example.version,
+                changes={"status": ReviewStatus.PENDING, "tags": tags},
+                comment=comment,
+            )
+            Example.objects.filter(pk=example.pk).update(
+                review_round=F("review_round") + 1, review_count=0, disputed=False
+            )
+        sent += 1
+    return sent
 
 
 def example_adjudicate(

@@ -162,7 +162,9 @@ def _review_context(
         "previous": selectors.example_previous_reviewed(
             project=project, reviewer=request.user, before=example, reviewed_before=not fresh
         ),
-        "my_review": None if fresh else Review.objects.filter(example=example, reviewer=request.user).first(),
+        "my_review": None
+        if fresh
+        else Review.objects.filter(example=example, reviewer=request.user, round=example.review_round).first(),
         # The import writes no revision; the first change stores the original and itself, then one per change.
         "revision_count": 0 if example.version == 1 else example.version,
         "queue_label": request.GET.get("label") or request.POST.get("queue_label", ""),

@@ -180,3 +180,22 @@ class PromptVariantDetailView(APIView):
     def delete(self, request, slug: str, pk: int):
         self._variant(request, slug, pk, lead=True).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EvaluationSendToReviewSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Test items; default: every failure."
+    )
+
+
+class EvaluationSendToReviewView(APIView):
+    @extend_schema(request=EvaluationSendToReviewSerializer, responses={200: dict})
+    def post(self, request, slug: str, pk: int):
+        curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        evaluation = _evaluation(request, slug, pk)
+        serializer = EvaluationSendToReviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sent = services.evaluation_send_to_review(
+            evaluation=evaluation, user=request.user, item_ids=serializer.validated_data.get("items")
+        )
+        return Response({"sent": sent, "tag": f"eval-{evaluation.pk}"})

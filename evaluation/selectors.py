@@ -76,8 +76,10 @@ def evaluation_table(*, evaluation: Evaluation) -> dict[str, Any]:
             "systems": [e["name"] for e in scored],
             # cost in USD per 1,000 queries, as the table shows it
             "series": {
-                name: [_per_thousand(e["metrics"].get(name)) if name == "cost_per_query_usd" else e["metrics"].get(name)
-                       for e in scored]
+                name: [
+                    _per_thousand(e["metrics"].get(name)) if name == "cost_per_query_usd" else e["metrics"].get(name)
+                    for e in scored
+                ]
                 for name in shown
             },  # fmt: skip
         },

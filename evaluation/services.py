@@ -466,3 +466,27 @@ def _record_baseline(project: Project, results: list[dict], primary: list[str]) 
                 scores.append(min(values))
     if scores:
         curation_services.project_update(project=project, baseline_score=max(scores))
+
+
+def evaluation_send_to_review(
+    *, evaluation: Evaluation, user: AbstractBaseUser | None, item_ids: list[int] | None = None
+) -> int:
+    """Put test examples back in the experts' queue, tagged `eval-<id>`: the ones given, or every example the
+    fine-tuned model failed (wrong format, wrong label, or an unsupported claim)."""
+    from .selectors import FAILED
+
+    answers = EvaluationAnswer.objects.filter(evaluation=evaluation, system="fine_tuned")
+    if item_ids is None:
+        answers = answers.filter(FAILED)
+    else:
+        answers = answers.filter(item_id__in=item_ids)
+    example_ids = list(answers.exclude(item__example=None).values_list("item__example_id", flat=True))
+    if not example_ids:
+        raise ServiceError("no example to send back: the fine-tuned model failed none of them.", field="items")
+    return curation_services.examples_send_to_review(
+        project=evaluation.project,
+        example_ids=example_ids,
+        user=user,
+        tag=f"eval-{evaluation.pk}",
+        comment=f"Sent back to review: the fine-tune of evaluation #{evaluation.pk} failed on it.",
+    )

@@ -7,5 +7,10 @@ urlpatterns = [
     path("projects/<slug:slug>/evaluations/", views.evaluation_list, name="evaluation_list"),
     path("projects/<slug:slug>/evaluations/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),
     path("projects/<slug:slug>/evaluations/<int:pk>/examples/", views.evaluation_examples, name="evaluation_examples"),
+    path(
+        "projects/<slug:slug>/evaluations/<int:pk>/send-to-review/",
+        views.evaluation_send_to_review,
+        name="evaluation_send_to_review",
+    ),
     path("projects/<slug:slug>/prompts/", views.prompt_variants, name="prompt_variants"),
 ]

@@ -107,8 +107,24 @@ def evaluation_examples(request, slug: str, pk: int):
         "has_next": len(rows) > PAGE,
         "failures_only": failures_only,
         "names": services.SYSTEM_NAMES,
+        "is_lead": _lead(project),
     }
     return render(request, "evaluation/htmx/examples.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def evaluation_send_to_review(request, slug: str, pk: int):
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+    evaluation = get_object_or_404(selectors.evaluation_list(project=project), pk=pk)
+    items = [int(pk) for pk in request.POST.getlist("item") if pk.isdigit()] or None
+    try:
+        sent = services.evaluation_send_to_review(evaluation=evaluation, user=request.user, item_ids=items)
+    except ServiceError as error:
+        flash.error(request, error.message)
+    else:
+        flash.success(request, f"{sent} example(s) are back in the review queue, tagged eval-{evaluation.pk}.")
+    return redirect("evaluation:evaluation_detail", slug=slug, pk=pk)
 
 
 @login_required

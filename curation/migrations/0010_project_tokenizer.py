@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0009_version_items_immutable'),
+        ("curation", "0009_version_items_immutable"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='tokenizer',
-            field=models.CharField(blank=True, help_text="A Hugging Face id or local folder whose tokenizer counts tokens in the quality scan (blank: an estimate of UTF-8 bytes / 4). Set from the base model of the project's first finished training run.", max_length=300),
+            model_name="project",
+            name="tokenizer",
+            field=models.CharField(
+                blank=True,
+                help_text="A Hugging Face id or local folder whose tokenizer counts tokens in the quality scan (blank: an estimate of UTF-8 bytes / 4). Set from the base model of the project's first finished training run.",
+                max_length=300,
+            ),
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0010_project_tokenizer'),
+        ("curation", "0010_project_tokenizer"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='baseline_score',
-            field=models.FloatField(blank=True, help_text='The best base-model score on the primary metrics (its weakest one) in the latest evaluation; at 90% the readiness advice says fine-tuning is probably not worth it.', null=True),
+            model_name="project",
+            name="baseline_score",
+            field=models.FloatField(
+                blank=True,
+                help_text="The best base-model score on the primary metrics (its weakest one) in the latest evaluation; at 90% the readiness advice says fine-tuning is probably not worth it.",
+                null=True,
+            ),
         ),
     ]

@@ -346,3 +346,11 @@ def test_examples_over_the_max_length_are_counted_and_listed(project, lead_api):
     assert scan.stats["too_long"] == 1
     listed = selectors.example_list(project=project, too_long=True)
     assert [e.messages[1]["content"] for e in listed] == ["long " * 100]
+
+
+@pytest.mark.django_db
+def test_the_advice_says_so_when_the_base_model_is_already_good_enough(project, approved):
+    assert not any("not worth it" in advice for advice in selectors.readiness(project=project)["advice"])
+    services.project_update(project=project, baseline_score=0.93)
+    advice = selectors.readiness(project=project)["advice"]
+    assert "The base model already reaches 93% on the primary metrics: fine-tuning is probably not worth it." in advice

@@ -95,3 +95,34 @@ def test_prompt_variants_are_edited_by_leads(project, finished, client, lead, ex
     assert (variant.name, variant.few_shot) == ("terser", [])
     client.post(url, {"delete": variant.pk})
     assert not PromptVariant.objects.exists()
+
+
+def test_failures_go_back_to_the_review_queue_tagged_in_a_new_round(project, finished, client, lead, expert):
+    from curation import services as curation_services
+    from curation.models import Example
+
+    evaluation, items = finished
+    failed = Example.objects.get(pk=items[1].example_id)
+    # maria reviewed it once already (approved); the queue would never give it to her again in the same round
+    curation_services.example_review(
+        example=failed, reviewer=expert, version=failed.version, decision="approved", label="P1"
+    )
+    client.force_login(expert)
+    url = f"/projects/{project.slug}/evaluations/{evaluation.pk}/send-to-review/"
+    assert client.post(url).status_code == 403
+    client.force_login(lead)
+    client.post(url)
+    failed.refresh_from_db()
+    assert failed.status == "pending" and f"eval-{evaluation.pk}" in failed.tags and failed.review_round == 1
+    assert failed.reviews.count() == 1  # the earlier review is kept
+    assert "Sent back to review" in failed.revisions.order_by("-version").first().comment
+    queued = curation_services.review_queue_next(project=project, reviewer=expert, label=failed.label)
+    seen = set()
+    while queued is not None and queued.pk != failed.pk and queued.pk not in seen:
+        seen.add(queued.pk)
+        queued = curation_services.review_queue_next(project=project, reviewer=expert, after_id=queued.pk)
+    assert queued is not None and queued.pk == failed.pk
+    curation_services.example_review(
+        example=queued, reviewer=expert, version=queued.version, decision="approved", label="P1"
+    )
+    assert failed.reviews.count() == 2
