@@ -27,3 +27,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/review_bench.py
 	$(BIN)/python bench/stats_bench.py
 	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/eval_bench.py
