@@ -6,6 +6,7 @@ answer (evaluation/metrics.py), stores the answers, the metrics per system and t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -254,6 +255,12 @@ def _best_variant(evaluation: Evaluation, base: str, fits, progress: _Progress) 
     return best, f"{best.name!r}, best of {len(variants)} variants on the validation split ({score:.2f})"
 
 
+@functools.cache
+def _embedder():
+    """One sentence-embedding model per worker process (3-4 s to load), shared by every system and evaluation."""
+    return harness.load_embedder()
+
+
 def _score(
     system: str, out: harness.Answers, queries: list[dict], project: Project, fits, judge, progress
 ) -> tuple[dict, list[dict], dict]:
@@ -293,7 +300,7 @@ def _score(
             if failed:
                 methods["judge_failures"] = failed
         else:
-            similar = harness.similarities(out.answers, [q["reference"] for q in queries])
+            similar = harness.similarities(out.answers, [q["reference"] for q in queries], embedder=_embedder())
             for row, q, answer, value in zip(rows, queries, out.answers, similar, strict=True):
                 row["relevance"] = round(value, 4)
                 row["unsupported"] = metrics.unsupported_terms(answer, q["source"] + "\n" + q["reference"])[:20]
@@ -490,3 +497,18 @@ def evaluation_send_to_review(
         tag=f"eval-{evaluation.pk}",
         comment=f"Sent back to review: the fine-tune of evaluation #{evaluation.pk} failed on it.",
     )
+
+
+def evaluations_recover() -> int:
+    """Requeue the evaluations whose worker died (lease expired while running); they start over."""
+    now = timezone.now()
+    requeued = 0
+    for evaluation in Evaluation.objects.filter(status=Evaluation.Status.RUNNING, lease_until__lt=now).only("pk"):
+        if Evaluation.objects.filter(pk=evaluation.pk, status=Evaluation.Status.RUNNING, lease_until__lt=now).update(
+            status=Evaluation.Status.QUEUED, lease_owner="", lease_until=None
+        ):
+            from .tasks import evaluation_task
+
+            transaction.on_commit(lambda pk=evaluation.pk: evaluation_task.apply_async(args=[pk], queue="gpu"))
+            requeued += 1
+    return requeued

@@ -1,10 +1,29 @@
 """Celery tasks of evaluation: thin; the evaluation's row is the source of truth."""
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="evaluation.run", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def evaluation_task(evaluation_id: int) -> None:
     services.evaluation_execute(evaluation_id=evaluation_id)
+
+
+@shared_task(name="evaluation.recover", ignore_result=True)
+def evaluations_recover_task() -> int:
+    """Periodic (celery beat): requeue the evaluations whose worker died."""
+    return services.evaluations_recover()
+
+
+@worker_ready.connect
+def recover_on_start(**kwargs) -> None:
+    try:
+        services.evaluations_recover()
+    except Exception:  # the database may not be up yet; the periodic task retries
+        logger.exception("could not look for lost evaluations at start")

@@ -229,6 +229,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FINELINE_RECOVERY_INTERVAL,
         "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
     },
+    "recover-evaluations": {
+        "task": "evaluation.recover",
+        "schedule": FINELINE_RECOVERY_INTERVAL,
+        "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
+    },
 }
 
 # Import limits (bulk import is the point, so the body limit is generous).

@@ -126,3 +126,17 @@ def test_failures_go_back_to_the_review_queue_tagged_in_a_new_round(project, fin
         example=queued, reviewer=expert, version=queued.version, decision="approved", label="P1"
     )
     assert failed.reviews.count() == 2
+
+
+def test_an_evaluation_whose_worker_died_is_requeued(project, finished):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evaluation import services
+
+    evaluation, _ = finished
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", lease_until=timezone.now() - timedelta(1))
+    assert services.evaluations_recover() == 1
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "queued"
+    assert services.evaluations_recover() == 0
