@@ -1017,6 +1017,8 @@ def dataset_version_freeze(
         raise ServiceError("the train share must be above 0.", field="train")
     if max_per_label is not None and max_per_label < 1:
         raise ServiceError("max_per_label must be at least 1.", field="max_per_label")
+    if not -(2**31) <= seed < 2**31 or (max_per_label is not None and max_per_label >= 2**31):
+        raise ServiceError("the seed and max_per_label must fit in 32 bits.", field="seed")
     rows = (
         Example.objects.filter(project=project, status=ReviewStatus.APPROVED)
         .order_by("id")

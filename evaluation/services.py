@@ -91,8 +91,8 @@ def prompt_variant_save(
     project: Project,
     user: AbstractBaseUser | None,
     name: str,
-    system_prompt: str,
-    few_shot: list[int],
+    system_prompt: str = "",
+    few_shot: list[int] | None = None,
     variant: PromptVariant | None = None,
 ) -> PromptVariant:
     """Create or edit a prompt variant; its few-shot examples must be approved examples of the project."""
@@ -100,7 +100,7 @@ def prompt_variant_save(
     if not name or len(name) > 100:
         raise ServiceError("a variant needs a name of at most 100 characters.", field="name")
     try:
-        few_shot = list(dict.fromkeys(int(pk) for pk in few_shot))  # in order, once each
+        few_shot = list(dict.fromkeys(int(pk) for pk in few_shot or []))  # in order, once each
     except (TypeError, ValueError):
         raise ServiceError("few-shot examples are given by their ids.", field="few_shot")
     if len(few_shot) > 16:

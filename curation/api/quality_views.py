@@ -8,7 +8,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -57,7 +57,9 @@ class QualityScanView(APIView):
     )
     def post(self, request, slug: str):
         project = selectors.project_get(user=request.user, slug=slug, lead=True)
-        threshold = request.data.get("threshold") if hasattr(request.data, "get") else None
+        if not isinstance(request.data, dict):
+            raise ParseError('The body is a JSON object: {"threshold": 0.85} or {}.')
+        threshold = request.data.get("threshold")
         if threshold is not None and not isinstance(threshold, (int, float)):
             raise ValidationError({"threshold": ["A number between 0.5 and 1."]})
         scan = services.quality_scan_start(project=project, threshold=threshold)
@@ -67,7 +69,16 @@ class QualityScanView(APIView):
 class DuplicateListView(APIView):
     """Clusters of exact or near-duplicate approved examples, largest first."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses=inline_serializer(
+            "DuplicateCluster",
+            {
+                "cluster_id": serializers.IntegerField(),
+                "examples": serializers.ListField(child=serializers.DictField()),
+            },
+            many=True,
+        )
+    )
     def get(self, request, slug: str):
         project = selectors.project_get(user=request.user, slug=slug)
         clusters = selectors.duplicate_cluster_list(project=project)

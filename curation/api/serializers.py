@@ -166,11 +166,12 @@ class DatasetVersionCreateSerializer(serializers.Serializer):
     train = serializers.FloatField(default=0.8, min_value=0, max_value=1)
     val = serializers.FloatField(default=0.1, min_value=0, max_value=1)
     test = serializers.FloatField(default=0.1, min_value=0, max_value=1)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1)
     max_per_label = serializers.IntegerField(
         required=False,
         allow_null=True,
         min_value=1,
+        max_value=2**31 - 1,
         help_text="Balance: at most this many approved examples per label.",
     )
 

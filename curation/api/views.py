@@ -214,7 +214,15 @@ class ImportView(APIView):
         },
         responses={
             201: ImportJobSerializer,
-            400: OpenApiResponse(ImportJobSerializer, "Atomic mode with errors: nothing written."),
+            400: OpenApiResponse(
+                {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/ImportJob"},
+                        {"$ref": "#/components/schemas/Error"},
+                    ]
+                },
+                "Atomic mode with errors (the report; nothing written), or a request without a body or file.",
+            ),
             413: OpenApiResponse(description="Body over the import limit."),
             415: OpenApiResponse(description="Unsupported content type."),
         },

@@ -1,0 +1,27 @@
+"""Requests PostgreSQL could not store: a NUL character in the query string or in a JSON body is a clear 400
+before any view runs (the import endpoint reports NULs line by line itself)."""
+
+from django.http import HttpResponseBadRequest, JsonResponse
+
+MESSAGE = "The request contains a NUL character (\\u0000), which cannot be stored."
+
+
+class RejectNulCharacters:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if self._has_nul(request):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": MESSAGE}, status=400)
+            return HttpResponseBadRequest(MESSAGE)
+        return self.get_response(request)
+
+    @staticmethod
+    def _has_nul(request) -> bool:
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
+        ):
+            return True
+        json_body = request.content_type == "application/json" and not request.path.endswith("/imports/")
+        return json_body and (b"\\u0000" in request.body or b"\x00" in request.body)
