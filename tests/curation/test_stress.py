@@ -1,0 +1,143 @@
+"""Many experts at once, during a big import: 20 simulated experts each do FINELINE_STRESS_ROUNDS (500) rounds of
+next / edit / submit over HTTP against PostgreSQL while 50,000 examples are imported through the API. No edit is
+lost (every accepted submit is in the history), no example is held or reviewed by two experts, no request fails;
+the p95 of the review requests is printed (goal < 500 ms during the import)."""
+
+import html
+import os
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from http.client import HTTPConnection
+from pathlib import Path
+
+import pytest
+from django.db.models import Count
+from django.test import Client
+from knox.models import AuthToken
+
+from curation import formats, services
+from curation.models import Example, Review, Revision
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+EXPERTS = 20
+ROUNDS = int(os.environ.get("FINELINE_STRESS_ROUNDS", 500))
+IMPORTED = 50_000
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+
+def http(port: int, method: str, path: str, *, cookie: str = "", form: dict | None = None, csrf: str = "",
+         body: bytes | None = None, headers: dict | None = None):  # fmt: skip
+    connection = HTTPConnection("127.0.0.1", port, timeout=120)
+    sent = {"Cookie": cookie, "HX-Request": "true", **(headers or {})}
+    if form is not None:
+        body = urllib.parse.urlencode(form).encode()
+        sent.update({"Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": csrf})
+    connection.request(method, path, body=body, headers=sent)
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, response.msg.get_all("Set-Cookie") or [], text
+
+
+def test_twenty_experts_review_while_fifty_thousand_examples_import(live_server, project, lead, make_user, tmp_path):
+    from import_bench import generate  # the same generated tickets as the import benchmark
+
+    port = int(live_server.url.rsplit(":", 1)[1])
+    # The queue: enough pending examples for every round, loaded up front.
+    queue_file, import_file = tmp_path / "queue.jsonl", tmp_path / "import.jsonl"
+    generate(queue_file, EXPERTS * ROUNDS + 200, seed=1)
+    generate(import_file, IMPORTED, seed=2)
+    with queue_file.open("rb") as handle:
+        records = formats.read_jsonl(
+            handle, fmt="auto", labels=project.labels, limits=services.import_limits(), max_body_bytes=1 << 40
+        )
+        services.import_examples(project=project, user=lead, records=records)
+    experts = []
+    for number in range(EXPERTS):
+        user = make_user(f"e{number}")
+        services.membership_set(project=project, user=user, role="expert")
+        client = Client()
+        client.force_login(user)
+        experts.append(client.cookies["sessionid"].value)
+    token = AuthToken.objects.create(user=lead)[1]
+    latencies, errors, accepted, refused = [], [], [], []
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def importer():
+        started.wait()
+        status, _, text = http(
+            port, "POST", f"/api/v1/projects/{project.slug}/imports/?mode=partial", body=import_file.read_bytes(),
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/x-ndjson"},
+        )  # fmt: skip
+        with lock:
+            if status != 201:
+                errors.append(("import", status, text[:300]))
+
+    def expert(number: int, session: str):
+        status, cookies, _ = http(port, "GET", f"/projects/{project.slug}/review/", cookie=f"sessionid={session}")
+        csrf = re.search(r"csrftoken=([^;]+)", "; ".join(cookies)).group(1)
+        cookie = f"sessionid={session}; csrftoken={csrf}"
+        started.set()
+        for round_ in range(ROUNDS):
+            begin = time.perf_counter()
+            status, _, page = http(port, "GET", f"/projects/{project.slug}/review/", cookie=cookie)
+            took = time.perf_counter() - begin
+            found = re.search(r'data-example="(\d+)"', page)
+            if status != 200 or not found:
+                with lock:
+                    errors.append(("next", number, round_, status, page[:200]))
+                continue
+            form = dict(re.findall(r'name="(version|role_\d+)" value="([^"]*)"', page))
+            contents = re.findall(r'<textarea name="content_(\d+)"[^>]*>(.*?)</textarea>', page, re.S)
+            form.update({f"content_{i}": html.unescape(text) for i, text in contents})
+            marker = f"[checked by e{number} in round {round_}]"
+            last = max(contents)[0]
+            form[f"content_{last}"] += f"\n{marker}"
+            form.update({"decision": "approved", "label": "P2"})
+            begin = time.perf_counter()
+            status, _, _ = http(
+                port, "POST", f"/projects/{project.slug}/examples/{found.group(1)}/submit/", cookie=cookie, form=form,
+                csrf=csrf,
+            )  # fmt: skip
+            with lock:
+                latencies.extend([took, time.perf_counter() - begin])
+                if status == 200 or status == 204 or 300 <= status < 400:
+                    accepted.append((int(found.group(1)), marker))
+                elif status == 409:
+                    refused.append((int(found.group(1)), marker))
+                else:
+                    errors.append(("submit", number, round_, status))
+
+    threads = [threading.Thread(target=expert, args=(n, s)) for n, s in enumerate(experts)]
+    threads.append(threading.Thread(target=importer))
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - begin
+    latencies.sort()
+    p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
+    print(
+        f"\n{EXPERTS} experts x {ROUNDS} rounds during an import of {IMPORTED:,}: {len(latencies):,} review requests "
+        f"in {elapsed:.0f} s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; {len(accepted):,} submits accepted, "
+        f"{len(refused)} refused (409), {len(errors)} errors"
+    )
+    assert errors == [], errors[:5]
+    assert len(accepted) + len(refused) == EXPERTS * ROUNDS
+    # Every accepted edit is in its example's history; a refused one is not.
+    history = {}
+    for example_id, messages in Revision.objects.filter(example__project=project).values_list("example_id", "messages"):
+        history.setdefault(example_id, []).append(messages[-1]["content"])
+    lost = [(pk, m) for pk, m in accepted if not any(m in text for text in history.get(pk, []))]
+    assert lost == []
+    assert not [(pk, m) for pk, m in refused if any(m in text for text in history.get(pk, []))]
+    # No example was given to two experts: one review each, and as many reviewed examples as accepted submits.
+    doubled = Review.objects.values("example").annotate(n=Count("id")).filter(n__gt=1)
+    assert not doubled.exists()
+    assert Review.objects.filter(example__project=project).count() == len(accepted)
+    assert Example.objects.filter(project=project).count() == EXPERTS * ROUNDS + 200 + IMPORTED
