@@ -45,7 +45,7 @@ def http(port: int, method: str, path: str, *, cookie: str = "", form: dict | No
 
 @pytest.fixture
 def server(db):
-    """gunicorn, as in production (2 workers x 4 threads on this 2-core machine), on the test database."""
+    """gunicorn as docker-compose runs it (3 sync workers), on the test database."""
     from django.conf import settings
     from import_bench import free_port, wait_for
 
@@ -60,8 +60,8 @@ def server(db):
         "REDIS_URL": settings.REDIS_URL,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "--log-level", "warning"],
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "3",
+         "--log-level", "warning"],
         cwd=Path(__file__).resolve().parents[2], env=env,
     )  # fmt: skip
     wait_for(port)
