@@ -187,7 +187,11 @@ def _queries(version: DatasetVersion, split: str, limit: int | None = None) -> l
 
 
 def _base_of(run: TrainingRun) -> str:
-    """The base model the adapter was trained on (for tiny-local, the folder it was built in)."""
+    """The base model the run trained from, as a loadable id or folder (for tiny-local, the folder it was built in,
+    which the recipe records beside the adapter or model)."""
+    recorded = Path(run.adapter_dir) / "fineline_config.json"
+    if run.adapter_dir and recorded.exists():
+        return json.loads(recorded.read_text())["base_model"]
     config = Path(run.adapter_dir) / "adapter_config.json"
     if run.method == "lora" and config.exists():
         return json.loads(config.read_text())["base_model_name_or_path"]

@@ -129,3 +129,22 @@ def test_launch_rules_and_the_api(project, lead, version, trained_run, lead_api,
     assert len(answers) == 2 and "fine_tuned" in answers[0]["answers"] and answers[0]["reference"]
     assert outsider_api.get(f"{url}{pk}/").status_code == 404
     assert Evaluation.objects.filter(project=project).count() == 1
+
+
+def test_a_full_fine_tune_is_evaluated_from_its_own_folder(project, lead, version, small_base, tmp_path):
+    run = training_services.training_run_create(
+        project=project, user=lead, dataset_version=version, base_model=small_base, method="full",
+        options={"max_steps": 2, "batch_size": 8}, override_readiness="test",
+    )  # fmt: skip
+    with override_settings(VAR_DIR=tmp_path):
+        run = training_services.training_run_execute(run_id=run.pk)
+    # As a tiny-local run records it: the name, not a folder; the base is found beside the model.
+    run.base_model = "tiny-local"
+    run.save(update_fields=["base_model"])
+    evaluation = services.evaluation_create(
+        project=project, user=lead, training_run=run, systems=["fine_tuned", "base_zero_shot"]
+    )
+    evaluation = services.evaluation_execute(evaluation_id=evaluation.pk)
+    results = {entry["system"]: entry for entry in evaluation.results}
+    assert [entry["status"] for entry in results.values()] == ["succeeded", "succeeded"], evaluation.results
+    assert results["fine_tuned"]["merged"] is None  # no adapter: the model itself
