@@ -1,4 +1,4 @@
-"""Requests PostgreSQL could not store: a NUL character in the query string or in a JSON body is a clear 400
+"""Requests PostgreSQL could not store: a NUL character in the query string, a form or a JSON body is a clear 400
 before any view runs (the import endpoint reports NULs line by line itself)."""
 
 from django.http import HttpResponseBadRequest, JsonResponse
@@ -23,5 +23,8 @@ class RejectNulCharacters:
             "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
         ):
             return True
-        json_body = request.content_type == "application/json" and not request.path.endswith("/imports/")
-        return json_body and (b"\\u0000" in request.body or b"\x00" in request.body)
+        if request.path.endswith("/imports/"):
+            return False
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.POST.lists())
+        return request.content_type == "application/json" and (b"\\u0000" in request.body or b"\x00" in request.body)

@@ -70,7 +70,13 @@ class LineError:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "code": self.code, "message": self.message}
+        return {"line": self.line, "code": self.code, "message": printable(self.message)}
+
+
+def printable(text: str) -> str:
+    """Text PostgreSQL can store and JSON can carry: a NUL or a lone surrogate quoted from the input (a key's name in
+    a message) is written as its escape instead."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class InvalidExample(ValueError):

@@ -1,9 +1,10 @@
 """Deployment settings: production passes Django's deploy checks; the API schema generates without warnings."""
-
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,3 +52,12 @@ def test_openapi_schema_generates_without_warnings(tmp_path):
         "/api/v1/projects/{slug}/export/",
     ]:
         assert path in schema
+
+
+@pytest.mark.django_db
+def test_a_nul_character_is_a_400_in_a_query_a_form_or_a_json_body(client, lead_api, project, lead):
+    client.force_login(lead)
+    assert client.get(f"/projects/{project.slug}/examples/?q=a%00b").status_code == 400
+    assert client.post(f"/projects/{project.slug}/settings/", {"tokenizer": "x\x00"}).status_code == 400
+    response = lead_api.patch(f"/api/v1/projects/{project.slug}/", {"name": "a\x00b"}, format="json")
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]

@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
+from curation import formats
 from curation.models import Example, ImportJob
 
 from ..helpers import chat, jsonl, post_jsonl
@@ -226,3 +227,15 @@ def test_tricky_text_is_stored_exactly(project, lead_api):
     response = lead_api.post(f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart")
     assert response.status_code == 201
     assert Example.objects.get(messages__1__content="x").source == response.json()["source"]
+
+
+def test_a_nul_or_lone_surrogate_quoted_in_an_error_is_stored_escaped(project, lead_api):
+    """Found by schemathesis: an unknown key named with a NUL went into the stored report and PostgreSQL refused it."""
+    line = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "k\\u0000": 1}'
+    response = post_jsonl(lead_api, project.slug, line + b"\n")
+    assert response.status_code == 400
+    message = response.json()["errors"][0]["message"]
+    assert "\x00" not in message and "\\u0000" in message
+    job = response.json()["id"]
+    assert lead_api.get(f"/api/v1/projects/{project.slug}/imports/{job}/").status_code == 200
+    assert formats.printable("a \x00 and a lone \udb43") == "a \\u0000 and a lone \\udb43"
