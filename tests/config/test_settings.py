@@ -1,4 +1,5 @@
 """Deployment settings: production passes Django's deploy checks; the API schema generates without warnings."""
+
 import os
 import subprocess
 import sys
