@@ -16,8 +16,8 @@ ERRORS = {
 
 
 def add_error_responses(result, generator, request, public):
-    """POSTPROCESSING_HOOKS entry: add the 400/401/403/404 answers (and any 409, 413, 415 an operation declares in
-    its description) with one shared Error component."""
+    """POSTPROCESSING_HOOKS entry: add the 400/401/403/404 answers, with one shared Error component, to every
+    operation that does not document them itself."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
     reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path in result.get("paths", {}).values():

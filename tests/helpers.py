@@ -41,6 +41,28 @@ def post_jsonl(client, slug: str, body: bytes, query: str = "", content_type: st
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def service_env(**extra) -> dict:
+    """The environment of a process (worker, web server, command) that works on the test database and Redis."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        **{key: str(value) for key, value in extra.items()},
+    }
+
+
+def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
+    """The web app as production serves it (gunicorn, sync workers); the caller waits for the port and stops it."""
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--log-level", "warning"]
+    env = {**env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_DEBUG": "0"}
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
 def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING", extra=()) -> subprocess.Popen:
     """A real Celery worker (solo pool) in a process group of its own; the caller stops it (`stop_worker`)."""
     command = [

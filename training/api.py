@@ -61,6 +61,18 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     override_readiness = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+def _launch_request(request, slug: str):
+    """A lead's launch (or pre-flight) body, checked: the project, the data, and the dataset version it names."""
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+    serializer = TrainingRunCreateSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    version = DatasetVersion.objects.filter(project=project, number=data["dataset_version"]).first()
+    if version is None:
+        raise serializers.ValidationError({"dataset_version": ["No such version in this project."]})
+    return project, data, version
+
+
 class TrainingRunPreflightView(APIView):
     @extend_schema(
         request=TrainingRunCreateSerializer,
@@ -69,13 +81,7 @@ class TrainingRunPreflightView(APIView):
         "steps and time (estimates; see the README for the formulas). Nothing is created.",
     )
     def post(self, request, slug: str):
-        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
-        serializer = TrainingRunCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        version = DatasetVersion.objects.filter(project=project, number=data["dataset_version"]).first()
-        if version is None:
-            raise serializers.ValidationError({"dataset_version": ["No such version in this project."]})
+        project, data, version = _launch_request(request, slug)
         preflight = selectors.training_run_preflight(
             project=project,
             version=version,
@@ -90,18 +96,12 @@ class TrainingRunListView(APIView):
     @extend_schema(responses=TrainingRunSerializer(many=True))
     def get(self, request, slug: str):
         project = curation_selectors.project_get(user=request.user, slug=slug)
-        runs = TrainingRun.objects.filter(project=project).select_related("dataset_version", "created_by")[:50]
+        runs = selectors.training_run_list(project=project)[:50]
         return Response(TrainingRunSerializer(runs, many=True).data)
 
     @extend_schema(request=TrainingRunCreateSerializer, responses={201: TrainingRunSerializer})
     def post(self, request, slug: str):
-        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
-        serializer = TrainingRunCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        version = DatasetVersion.objects.filter(project=project, number=data["dataset_version"]).first()
-        if version is None:
-            raise serializers.ValidationError({"dataset_version": ["No such version in this project."]})
+        project, data, version = _launch_request(request, slug)
         run = services.training_run_create(
             project=project,
             user=request.user,
@@ -116,7 +116,7 @@ class TrainingRunListView(APIView):
 
 def _run(request, slug: str, pk: int, *, lead: bool = False) -> TrainingRun:
     project = curation_selectors.project_get(user=request.user, slug=slug, lead=lead)
-    run = TrainingRun.objects.filter(project=project, pk=pk).select_related("dataset_version", "created_by").first()
+    run = selectors.training_run_list(project=project).filter(pk=pk).first()
     if run is None:
         raise NotFound("No such training run.")
     return run

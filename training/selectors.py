@@ -91,14 +91,24 @@ def measured_tokens_per_second(*, project: Project, base_model: str) -> tuple[fl
 def training_run_preflight(
     *, project: Project, version: DatasetVersion | None, base_model: str, method: str, options: dict[str, Any]
 ) -> dict[str, Any]:
-    """What the lead sees before launching: readiness, trainable share, GPU memory and time, and warnings."""
+    """What the lead sees before launching: readiness, then the estimates (training_run_estimate)."""
+    readiness = curation_selectors.readiness(project=project)
+    failing = [check["id"] for check in readiness["checks"] if not check["passed"]]
+    figures = training_run_estimate(
+        project=project, version=version, base_model=base_model, method=method, options=options
+    )
+    return {"readiness": readiness, "failing_checks": failing, **figures}
+
+
+def training_run_estimate(
+    *, project: Project, version: DatasetVersion | None, base_model: str, method: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Trainable share, GPU memory and GPUs, steps and time, and warnings; without a version, no steps or time."""
     from .recipes.sft import SFTConfig
 
     defaults = SFTConfig(base_model=base_model)
     get = lambda name: options.get(name) if options.get(name) not in (None, "") else getattr(defaults, name)  # noqa: E731
-    readiness = curation_selectors.readiness(project=project)
-    result: dict[str, Any] = {"readiness": readiness, "base_model": base_model, "method": method, "warnings": []}
-    result["failing_checks"] = [check["id"] for check in readiness["checks"] if not check["passed"]]
+    result: dict[str, Any] = {"base_model": base_model, "method": method, "warnings": []}
     shape, source = base_model_shape(base_model)
     result["shape_source"] = source
     on_cpu = base_model == TINY_LOCAL

@@ -133,7 +133,7 @@ def run_detail(request, slug: str, pk: int):
         for key, value in sorted(run.config.items())
         if key != "method"
     ]
-    context["preflight"] = selectors.training_run_preflight(
+    context["preflight"] = selectors.training_run_estimate(
         project=project,
         version=None,
         base_model=run.base_model,

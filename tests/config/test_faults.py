@@ -7,16 +7,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from knox.models import AuthToken
 
 from curation.models import QualityScan
 
-from ..helpers import ROOT, start_worker, stop_worker
+from ..helpers import ROOT, service_env, start_gunicorn, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -64,22 +62,9 @@ def wait_scan_done(timeout: float = 60) -> bool:
 def test_web_and_worker_survive_a_postgresql_restart(project, lead, version, tmp_path):
     from import_bench import free_port, wait_for
 
-    database = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_DEBUG": "0",
-        "REDIS_URL": settings.REDIS_URL,
-        "FINELINE_VAR_DIR": str(tmp_path),
-    }
+    env = service_env(FINELINE_VAR_DIR=tmp_path)
     port = free_port()
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--log-level", "warning"],
-        cwd=Path(ROOT), env=env,
-    )  # fmt: skip
+    web = start_gunicorn(env, port, workers=2)
     worker = start_worker(env, queues="default")
     token = AuthToken.objects.create(user=lead)[1]
     base = f"http://127.0.0.1:{port}"

@@ -1,6 +1,5 @@
 """Word search over messages: indexed in the background after an import, and complete before that too."""
 
-import os
 import time
 
 import pytest
@@ -9,7 +8,7 @@ from django.db import connection
 from curation import selectors, services
 from curation.models import Example
 
-from ..helpers import chat, jsonl, post_jsonl, start_worker
+from ..helpers import chat, jsonl, post_jsonl, service_env, start_worker
 
 
 def unindexed(project) -> int:
@@ -53,15 +52,8 @@ def test_an_edit_is_searchable_at_once(project, lead_api, expert):
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_indexes_an_import_through_redis(project, lead_api):
     """The import enqueues the indexing on commit; a Celery worker consuming Redis does it."""
-    from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
+    env = service_env()
     worker = start_worker(env)
     try:
         response = post_jsonl(lead_api, project.slug, jsonl([chat(f"ticket {i}") for i in range(50)]))

@@ -6,7 +6,6 @@ the p95 of the review requests is printed (goal < 500 ms during the import)."""
 import html
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +20,8 @@ from knox.models import AuthToken
 
 from curation import formats, services
 from curation.models import Example, Review, Revision
+
+from ..helpers import service_env, start_gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXPERTS = 20
@@ -46,24 +47,10 @@ def http(port: int, method: str, path: str, *, cookie: str = "", form: dict | No
 @pytest.fixture
 def server(db):
     """gunicorn as docker-compose runs it (3 sync workers), on the test database."""
-    from django.conf import settings
     from import_bench import free_port, wait_for
 
     port = free_port()
-    database = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_DEBUG": "0",
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "3",
-         "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[2], env=env,
-    )  # fmt: skip
+    process = start_gunicorn(service_env(), port, workers=3)
     wait_for(port)
     yield port
     process.terminate()

@@ -4,32 +4,23 @@ read the verdict. The fine-tune answers >= 95% of the test split in the format a
 and with its best prompt, on format accuracy. The time from login to verdict is printed (README: "The whole loop")."""
 
 import io
-import os
 import time
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from evaluation.models import Evaluation
 from training.models import TrainingRun
 
 from ..browser_helpers import ARTIFACTS, log_in
-from ..helpers import start_worker, stop_worker
+from ..helpers import service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
 
 def test_login_freeze_train_evaluate_verdict(browser, live_server, tmp_path):
     call_command("load_demo", stdout=io.StringIO())
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "FINELINE_VAR_DIR": str(tmp_path),
-    }
+    env = service_env(FINELINE_VAR_DIR=tmp_path)
     worker = start_worker(env, queues="default,gpu")
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:

@@ -1,18 +1,16 @@
 """Faults of the services around a run: Redis restarted while one run trains and two wait in the queue. With
 Redis's append-only file on (as docker-compose runs it), nothing queued is lost and the worker consumes again."""
 
-import os
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from django.conf import settings
 
 from training.models import TrainingRun
 
-from ..helpers import ROOT, start_worker, stop_worker
+from ..helpers import ROOT, service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -40,14 +38,7 @@ def redis(port: int, folder) -> subprocess.Popen:
 def test_a_redis_restart_loses_no_queued_run(project, version, small_base, tmp_path):
     port = free_port()
     broker = redis(port, tmp_path)
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "FINELINE_VAR_DIR": str(tmp_path / "var"),
-    }
+    env = service_env(REDIS_URL=f"redis://127.0.0.1:{port}/0", FINELINE_VAR_DIR=tmp_path / "var")
     worker = start_worker(env, queues="gpu", loglevel="INFO")
     try:
         for steps in (300, 20, 20):  # the first one trains while the two others wait in Redis

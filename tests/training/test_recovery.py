@@ -1,7 +1,6 @@
 """A run survives its worker: SIGKILL mid-run, a new worker resumes from the last complete checkpoint; a run that
 keeps losing its worker fails after a bounded number of starts instead of looping."""
 
-import os
 import signal
 import time
 from datetime import timedelta
@@ -16,7 +15,7 @@ from training import services
 from training.models import TrainingRun
 from training.recipes import sft
 
-from ..helpers import start_worker, stop_worker
+from ..helpers import service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -57,16 +56,7 @@ def test_a_lost_run_is_requeued_then_failed_after_the_last_attempt(project, lead
 def test_sigkill_of_the_worker_mid_run_resumes_from_the_last_checkpoint(project, lead, version, small_base, tmp_path):
     """Worker A trains until a checkpoint exists and is SIGKILLed; worker B (with the periodic recovery of celery
     beat) requeues the run once A's lease expires and resumes it: the global step continues, the run finishes."""
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "FINELINE_VAR_DIR": str(tmp_path),
-        "FINELINE_RUN_LEASE_SECONDS": "3",
-        "FINELINE_RECOVERY_INTERVAL": "1",
-    }
+    env = service_env(FINELINE_VAR_DIR=tmp_path, FINELINE_RUN_LEASE_SECONDS=3, FINELINE_RECOVERY_INTERVAL=1)
     run = services.training_run_create(
         project=project,
         user=lead,

@@ -136,20 +136,10 @@ def test_a_run_held_by_a_live_worker_is_not_run_twice(project, lead, version):
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_on_the_gpu_queue_runs_a_launched_run(project, version, lead_api, small_base, tmp_path):
     """Launch through the API; a Celery worker consuming Redis's `gpu` queue trains; the row tells the story."""
-    import os
 
-    from django.conf import settings
+    from ..helpers import service_env, start_worker
 
-    from ..helpers import start_worker
-
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "FINELINE_VAR_DIR": str(tmp_path),
-    }
+    env = service_env(FINELINE_VAR_DIR=tmp_path)
     worker = start_worker(env, queues="gpu")
     try:
         body = {
