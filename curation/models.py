@@ -353,8 +353,8 @@ class DatasetVersionItem(models.Model):
 class ExampleCounter(models.Model):
     """How many examples a project has per status, label, format result and edge-case tag.
 
-    Maintained by database triggers on the examples table (migration 0005), so that the dashboard and the readiness
-    verdict read a handful of rows instead of counting a million. Rows are spread over a few shards so that
+    Maintained by database triggers on the examples table (curation/counters.py), so that the dashboard and the
+    readiness verdict read a handful of rows instead of counting a million. Rows are spread over a few shards so that
     concurrent reviews do not queue on one hot row; read them with SUM.
     """
 
