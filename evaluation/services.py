@@ -57,8 +57,12 @@ def evaluation_create(
     training_run: TrainingRun,
     systems: list[str] | None = None,
     primary_metrics: list[str] | None = None,
+    enqueue: bool = True,
 ) -> Evaluation:
-    """Queue an evaluation of a finished run against the baselines, on its dataset version's test split."""
+    """Queue an evaluation of a finished run against the baselines, on its dataset version's test split.
+
+    `enqueue=False` leaves it for the caller to run in its own process (`evaluate --inline`): no worker may claim it.
+    """
     if training_run.project_id != project.pk:
         raise ServiceError("that training run belongs to another project.", field="training_run")
     if training_run.status != TrainingRun.Status.SUCCEEDED:
@@ -80,9 +84,10 @@ def evaluation_create(
         systems=[system for system in SYSTEMS if system in systems],
         primary_metrics=primary,
     )
-    from .tasks import evaluation_task
+    if enqueue:
+        from .tasks import evaluation_task
 
-    transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation.pk], queue="gpu"))
+        transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation.pk], queue="gpu"))
     return evaluation
 
 

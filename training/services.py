@@ -96,8 +96,12 @@ def training_run_create(
     method: str = "lora",
     options: dict[str, Any] | None = None,
     override_readiness: str = "",
+    enqueue: bool = True,
 ) -> TrainingRun:
-    """Queue a fine-tune. A project that is not ready needs the lead's written reason, kept on the run."""
+    """Queue a fine-tune. A project that is not ready needs the lead's written reason, kept on the run.
+
+    `enqueue=False` leaves it for the caller to run in its own process (`train --inline`): no worker may claim it.
+    """
     if dataset_version.project_id != project.pk:
         raise ServiceError("that dataset version belongs to another project.", field="dataset_version")
     if method not in ("lora", "full"):
@@ -118,7 +122,8 @@ def training_run_create(
         config={**options, "method": method},
         readiness_override=override_readiness.strip(),
     )
-    _enqueue(run.pk)
+    if enqueue:
+        _enqueue(run.pk)
     return run
 
 

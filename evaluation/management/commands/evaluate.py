@@ -1,7 +1,6 @@
 """Evaluate a training run against the baselines from a shell and print the evaluation as JSON."""
 
 import json
-import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -12,6 +11,7 @@ from evaluation import services
 from evaluation.api import EvaluationSerializer
 from evaluation.models import SYSTEMS, Evaluation
 from training.models import TrainingRun
+from training.waiting import job_wait
 
 
 class Command(BaseCommand):
@@ -23,9 +23,17 @@ class Command(BaseCommand):
         parser.add_argument("--primary", help="Comma-separated primary metrics (default: format and label accuracy).")
         parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
         parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
-        parser.add_argument("--inline", action="store_true", help="Evaluate in this process instead of a worker.")
+        parser.add_argument(
+            "--inline", action="store_true", help="Evaluate in this process (no worker is involved), then print it."
+        )
+        parser.add_argument(
+            "--notice-after",
+            type=float,
+            default=10.0,
+            help="With --wait: seconds queued before saying that no worker took it.",
+        )
 
-    def handle(self, run_id, systems, primary, user, wait, inline, **options):
+    def handle(self, run_id, systems, primary, user, wait, inline, notice_after, **options):
         run = TrainingRun.objects.select_related("project").filter(pk=run_id).first()
         if run is None:
             raise CommandError(f"No training run {run_id}.")
@@ -40,21 +48,20 @@ class Command(BaseCommand):
                 training_run=run,
                 systems=systems.split(",") if systems else None,
                 primary_metrics=primary.split(",") if primary else None,
+                enqueue=not inline,
             )
         except ServiceError as error:
             raise CommandError(error.message)
         if inline:
             services.evaluation_execute(evaluation_id=evaluation.pk)
         elif wait:
-            shown = None
-            while True:
-                row = Evaluation.objects.filter(pk=evaluation.pk).values("status", "done", "total", "stage").get()
-                line = f"{row['status']}: {row['stage'] or 'waiting for a worker'} ({row['done']}/{row['total']})"
-                if line != shown:
-                    self.stderr.write(line)
-                    shown = line
-                if row["status"] not in Evaluation.ACTIVE:
-                    break
-                time.sleep(2)
+            job_wait(
+                model=Evaluation,
+                pk=evaluation.pk,
+                queue="gpu",
+                describe=lambda row: f"{row.status}: {row.stage or 'waiting for a worker'} ({row.done}/{row.total})",
+                write=self.stderr.write,
+                notice_after=notice_after,
+            )
         evaluation.refresh_from_db()
         self.stdout.write(json.dumps(EvaluationSerializer(evaluation).data, indent=2, default=str))

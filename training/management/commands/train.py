@@ -1,7 +1,6 @@
 """Launch a fine-tune from a shell and print the run as JSON."""
 
 import json
-import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -13,6 +12,7 @@ from training import services
 from training.api import TrainingRunSerializer
 from training.models import TrainingRun
 from training.presets import PRESETS
+from training.waiting import job_wait
 
 
 class Command(BaseCommand):
@@ -31,8 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
         parser.add_argument("--override-readiness", default="", help="Why to train although the data is not ready.")
         parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
-        parser.add_argument("--wait", action="store_true", help="Wait for the run to finish.")
-        parser.add_argument("--inline", action="store_true", help="Train in this process instead of a worker.")
+        parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
+        parser.add_argument(
+            "--inline", action="store_true", help="Train in this process (no worker is involved), then print it."
+        )
+        parser.add_argument(
+            "--notice-after",
+            type=float,
+            default=10.0,
+            help="With --wait: seconds queued before saying that no worker took it.",
+        )
 
     def handle(
         self,
@@ -46,6 +54,7 @@ class Command(BaseCommand):
         user,
         wait,
         inline,
+        notice_after,
         **options,
     ):
         project = Project.objects.filter(slug=slug).first()
@@ -71,13 +80,27 @@ class Command(BaseCommand):
                 method=method,
                 options=recipe,
                 override_readiness=override_readiness,
+                enqueue=not inline,
             )
         except ServiceError as error:
             raise CommandError(error.message)
         if inline:
             services.training_run_execute(run_id=run.pk)
         elif wait:
-            while TrainingRun.objects.filter(pk=run.pk, status__in=TrainingRun.ACTIVE).exists():
-                time.sleep(2)
+            job_wait(
+                model=TrainingRun,
+                pk=run.pk,
+                queue="gpu",
+                describe=_progress,
+                write=self.stderr.write,
+                notice_after=notice_after,
+            )
         run.refresh_from_db()
         self.stdout.write(json.dumps(TrainingRunSerializer(run).data, indent=2, default=str))
+
+
+def _progress(run: TrainingRun) -> str:
+    stage = f"step {run.step}/{run.total_steps}" if run.total_steps else "waiting for a worker"
+    if run.status == TrainingRun.Status.RUNNING and not run.total_steps:
+        stage = (run.log.strip().splitlines() or ["starting"])[-1]
+    return f"run {run.pk} {run.status}: {stage}"
