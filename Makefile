@@ -21,10 +21,13 @@ test: $(VENV)/.installed
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	# The service and API suites again on make run's database (SQLite); tests/embedded/ above ran make run itself.
+	$(BIN)/pytest --ds=config.settings.test_sqlite -m "not slow and not browser and not postgresql" -p no:cacheprovider
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/review_bench.py
+	$(BIN)/python bench/bulk_bench.py
 	$(BIN)/python bench/stats_bench.py
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/eval_bench.py

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-trap 'kill 0' EXIT INT TERM
+trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM
 $BIN/celery -A config worker --queues default,gpu --pool solo --loglevel WARNING --beat &
 echo
 echo "Fineline is starting on http://${HOST:-127.0.0.1}:${PORT:-8000}/  (API docs: /api/docs/)"

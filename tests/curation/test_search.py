@@ -24,6 +24,7 @@ def search(project, q):
 
 
 @pytest.mark.django_db
+@pytest.mark.postgresql  # the full-text index; on SQLite words are found by a scan
 def test_search_finds_rows_before_and_after_indexing(project, lead_api):
     rows = [chat("Database unreachable in EU-West"), chat("Typo on the login page"), chat("database backup question")]
     post_jsonl(lead_api, project.slug, jsonl(rows))
@@ -50,6 +51,7 @@ def test_an_edit_is_searchable_at_once(project, lead_api, expert):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
 def test_a_real_worker_indexes_an_import_through_redis(project, lead_api):
     """The import enqueues the indexing on commit; a Celery worker consuming Redis does it."""
 
