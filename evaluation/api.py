@@ -15,6 +15,13 @@ from .models import SYSTEMS, Evaluation, PromptVariant
 
 class EvaluationSerializer(serializers.ModelSerializer):
     training_run = serializers.IntegerField(source="training_run_id", allow_null=True)
+    verdict = serializers.JSONField(
+        read_only=True,
+        help_text="outcome (beats_all | loses | inconclusive | no_signal), beats_all, summary, n (test examples), "
+        "task_shape, primary_reason, comparisons [{baseline, metric, candidate, baseline_value, difference, ci_low, "
+        "ci_high, n, significant, better, n_needed}], wins, losses, undecided, skipped, left_out, n_needed, "
+        "to_conclude, best {metric: system or null}.",
+    )
     dataset_version = serializers.IntegerField(source="dataset_version.number")
     created_by = serializers.CharField(source="created_by.username", default=None)
     progress = serializers.SerializerMethodField()
@@ -51,7 +58,8 @@ class EvaluationCreateSerializer(serializers.Serializer):
     primary_metrics = serializers.ListField(
         child=serializers.ChoiceField(choices=list(metrics.HIGHER_IS_BETTER)),
         required=False,
-        help_text="The verdict's metrics. Default: format_accuracy and label_accuracy.",
+        help_text="The verdict's metrics. Default: chosen from the task's shape (format: format_accuracy and "
+        "label_accuracy or chrf; label: label_accuracy and macro_f1; free-form: chrf and content_relevance).",
     )
 
 

@@ -63,6 +63,7 @@ class EvaluationAnswer(models.Model):
     label = models.CharField(max_length=100, blank=True)
     label_ok = models.BooleanField(null=True)
     relevance = models.FloatField(null=True)
+    chrf = models.FloatField(null=True, help_text="chrF (0-100) of the answer against the reference answer.")
     hallucinated = models.BooleanField(null=True)
     unsupported = models.JSONField(default=list, blank=True)
 

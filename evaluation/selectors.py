@@ -6,12 +6,101 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from curation.models import DatasetVersionItem, Project
+from curation.models import DatasetVersion, DatasetVersionItem, Project
 
 from . import metrics
 from .models import Evaluation, EvaluationAnswer
 
 FAILED = Q(format_ok=False) | Q(label_ok=False) | Q(hallucinated=True)
+SHAPE_SAMPLE = 2000  # test examples read to tell whether the reference answers state their label
+PRIMARY_BY_SHAPE = {
+    "format": ["format_accuracy", "label_accuracy"],
+    "label": ["label_accuracy", "macro_f1"],
+    "free-form": ["chrf", "content_relevance"],
+}
+
+
+def evaluation_task_shape(
+    *, project: Project, version: DatasetVersion | None, judge_configured: bool, queries: list[dict] | None = None
+) -> dict[str, Any]:
+    """The task's shape, the primary metrics that fit it, and why, in words:
+
+    - `format`: an output format is set; format accuracy, and label accuracy when labels can be read from answers
+      (else chrF against the references, since a format alone says nothing of the content);
+    - `label`: most test examples carry a label and it can be read from the answers (the output format names where
+      it is, or most reference answers state it); label accuracy and macro-F1;
+    - `free-form`: neither; chrF against the reference answers and content relevance (the judge, or the embedding
+      similarity without one).
+
+    `label_source` ("format", "references" or None) says how a generated answer's label is read; None means label
+    metrics do not apply to generated answers (they still do to the classifier and the majority-label row).
+    `queries` ({"reference", "label"} per test example) saves reading the split again."""
+    labels = [label for label in project.labels or [] if label]
+    kind = (project.output_format or {}).get("kind", "none")
+    if queries is None:
+        items = version.items.filter(split="test").order_by("id") if version else DatasetVersionItem.objects.none()
+        queries = [
+            {"reference": _reference(item["messages"]), "label": item["label"] or None}
+            for item in items.values("messages", "label")[:SHAPE_SAMPLE]
+        ]
+    labelled = [q for q in queries if q["label"]] if labels else []
+    stated = metrics.labels_stated([q["reference"] for q in labelled], [q["label"] for q in labelled], labels)
+    if labelled and metrics.label_reader(project.output_format, labels) is not None:
+        label_source = "format"
+        labels_why = "the output format names where the label is"
+    elif labelled and stated * 2 > len(labelled):
+        label_source = "references"
+        labels_why = f"{stated} of {len(labelled)} labelled reference answers state their label"
+    else:
+        label_source = None
+        if not labels:
+            labels_why = "the project has no label set"
+        elif not labelled:
+            labels_why = "no test example carries a label"
+        else:
+            labels_why = (
+                f"only {stated} of {len(labelled)} labelled reference answers state their label (labels kept beside "
+                "the answers), and the output format names no place for it"
+            )
+    relevance = "the judge's 1-5 relevance" if judge_configured else "embedding similarity (no judge configured)"
+    content = f"chrF against the reference answers (character n-grams, sacrebleu) and {relevance}"
+    if kind != "none":
+        shape = "format"
+        if label_source:
+            primary = ["format_accuracy", "label_accuracy"]
+            reason = f"An output format is set ({kind}): format accuracy, and label accuracy since {labels_why}."
+        else:
+            primary = ["format_accuracy", "chrf"]
+            reason = (
+                f"An output format is set ({kind}): format accuracy; no label can be read from the answers "
+                f"({labels_why}), so chrF against the reference answers says how close their content is."
+            )
+    elif label_source and len(labelled) * 2 >= len(queries):
+        shape = "label"
+        primary = PRIMARY_BY_SHAPE["label"]
+        reason = (
+            f"Examples carry labels and {labels_why}: label accuracy, and macro-F1 so that rare labels count as much "
+            "as frequent ones."
+        )
+    else:
+        shape = "free-form"
+        primary = PRIMARY_BY_SHAPE["free-form"]
+        if label_source:
+            carried = f"only {len(labelled)} of {len(queries)} test examples carry a label"
+            reason = f"No output format, and {carried}: {content}."
+        else:
+            reason = f"No output format, and label accuracy does not apply ({labels_why}): {content}."
+    return {
+        "task_shape": shape,
+        "primary": primary,
+        "primary_reason": reason,
+        "label_source": label_source,
+        "labels_why": labels_why,
+    }
+
+
+def _reference(messages: list[dict]) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
 
 
 def evaluation_list(*, project: Project) -> QuerySet[Evaluation]:
@@ -37,6 +126,7 @@ def evaluation_examples(
             "label": answer.label,
             "label_ok": answer.label_ok,
             "relevance": answer.relevance,
+            "chrf": answer.chrf,
             "hallucinated": answer.hallucinated,
             "unsupported": answer.unsupported,
         }
@@ -64,14 +154,17 @@ def evaluation_failures(*, evaluation: Evaluation, system: str = "fine_tuned") -
 
 
 def evaluation_table(*, evaluation: Evaluation) -> dict[str, Any]:
-    """The systems x metrics table with the best value of each metric marked, and the charts' series."""
+    """The systems x metrics table with the best value of each metric marked where it is significantly better than
+    the runner-up (decided when the evaluation ran; an evaluation from before intervals has no marks), and the charts'
+    series."""
     scored = [entry for entry in evaluation.results if entry.get("status") == "succeeded"]
     names = list(metrics.HIGHER_IS_BETTER)
-    best = {name: metrics.best({e["system"]: e["metrics"].get(name) for e in scored}, name) for name in names}
+    best = {name: (evaluation.verdict or {}).get("best", {}).get(name) for name in names}
     shown = [name for name in names if any(e["metrics"].get(name) is not None for e in scored)]
     return {
         "metrics": shown,
         "best": best,
+        "marked": "best" in (evaluation.verdict or {}),
         "chart": {
             "systems": [e["name"] for e in scored],
             # cost in USD per 1,000 queries, as the table shows it
@@ -84,6 +177,21 @@ def evaluation_table(*, evaluation: Evaluation) -> dict[str, Any]:
             },  # fmt: skip
         },
     }
+
+
+def evaluation_verdict(*, evaluation: Evaluation, system_names: dict[str, str]) -> dict[str, Any]:
+    """The verdict as the page shows it: its outcome (older verdicts, from before intervals, read as won or lost),
+    and each comparison with the baseline's name, lost and undecided ones first."""
+    verdict = dict(evaluation.verdict or {})
+    if "outcome" not in verdict:
+        verdict["outcome"] = "beats_all" if verdict.get("beats_all") else "loses" if verdict.get("losses") else ""
+    names = {**system_names, **{e["system"]: e["name"] for e in evaluation.results}}
+    order = {False: 0, None: 1, True: 2}
+    verdict["comparisons"] = sorted(
+        ({**c, "baseline_name": names.get(c["baseline"], c["baseline"])} for c in verdict.get("comparisons", [])),
+        key=lambda c: order[c["better"]],
+    )
+    return verdict
 
 
 def _per_thousand(value: float | None) -> float | None:

@@ -1,7 +1,9 @@
 """Writes of evaluation: launch an evaluation, run it on a worker, keep the base model's prompt variants.
 
 The evaluation compares the systems on the test split of the run's frozen version, answer by answer, scores every
-answer (evaluation/metrics.py), stores the answers, the metrics per system and the verdict on the row.
+answer (evaluation/metrics.py), stores the answers, the metrics per system and the verdict on the row. The verdict
+rests on 95% paired bootstrap intervals of the differences, computed from the per-example scores; a majority-label
+row (no model) is the floor that label accuracy is read against.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from curation import formats
@@ -25,27 +27,30 @@ from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
 from curation.services import ServiceError
 from training.models import TrainingRun
 
-from . import harness, metrics
+from . import harness, metrics, selectors
 from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
 
-DEFAULT_PRIMARY = ["format_accuracy", "label_accuracy"]
+DEFAULT_PRIMARY = ["format_accuracy", "label_accuracy"]  # without a version to read the task's shape from
 SYSTEM_NAMES = {
     "fine_tuned": "Fine-tuned",
     "base_zero_shot": "Base model, zero-shot",
     "base_best_prompt": "Base model, best prompt",
     "frontier": "Frontier model",
     "embedding_classifier": "Embeddings + classifier",
+    "majority_label": "Majority label (reference)",
 }
 METRIC_NAMES = {
     "format_accuracy": "format accuracy",
     "label_accuracy": "label accuracy",
     "macro_f1": "macro-F1",
     "content_relevance": "content relevance",
+    "chrf": "chrF",
     "hallucination_rate": "hallucination rate",
     "latency_p50_ms": "latency p50",
     "latency_p95_ms": "latency p95",
     "cost_per_query_usd": "cost per query",
 }
+CASE_SHARES = ("format_accuracy", "label_accuracy", "macro_f1")  # higher-is-better shares of the test cases
 LEASE = timedelta(minutes=30)
 VAL_SAMPLE = 40  # validation examples each prompt variant is scored on
 
@@ -59,7 +64,8 @@ def evaluation_create(
     primary_metrics: list[str] | None = None,
     enqueue: bool = True,
 ) -> Evaluation:
-    """Queue an evaluation of a finished run against the baselines, on its dataset version's test split.
+    """Queue an evaluation of a finished run against the baselines, on its dataset version's test split. Without
+    primary metrics, those that fit the task's shape (selectors.evaluation_task_shape).
 
     `enqueue=False` leaves it for the caller to run in its own process (`evaluate --inline`): no worker may claim it.
     """
@@ -71,7 +77,9 @@ def evaluation_create(
     unknown = [system for system in systems if system not in SYSTEMS]
     if unknown or not systems:
         raise ServiceError(f"systems are chosen among {', '.join(SYSTEMS)}.", field="systems")
-    primary = list(primary_metrics or DEFAULT_PRIMARY)
+    primary = list(primary_metrics or []) or evaluation_default_primary(
+        project=project, version=training_run.dataset_version
+    )
     if not primary or any(metric not in metrics.HIGHER_IS_BETTER for metric in primary):
         raise ServiceError(f"primary metrics are chosen among {', '.join(metrics.HIGHER_IS_BETTER)}.", field="primary")
     if not training_run.dataset_version.items.filter(split="test").exists():
@@ -89,6 +97,14 @@ def evaluation_create(
 
         transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation.pk], queue="gpu"))
     return evaluation
+
+
+def evaluation_default_primary(*, project: Project, version: DatasetVersion | None) -> list[str]:
+    """The primary metrics that fit the task's shape as the version shows it (the fixed default without one)."""
+    if version is None:
+        return list(DEFAULT_PRIMARY)
+    shape = selectors.evaluation_task_shape(project=project, version=version, judge_configured=_judge_configured())
+    return shape["primary"]
 
 
 def prompt_variant_save(
@@ -207,6 +223,10 @@ def _frontier_configured() -> bool:
     return bool(settings.FINELINE_FRONTIER_BASE_URL)
 
 
+def _judge_configured() -> bool:
+    return bool(settings.FINELINE_JUDGE_BASE_URL)
+
+
 def _judge_client():
     if not settings.FINELINE_JUDGE_BASE_URL:
         return None
@@ -236,9 +256,10 @@ def _auto_variant(project: Project, version: DatasetVersion) -> PromptVariant:
     )  # fmt: skip
 
 
-def _best_variant(evaluation: Evaluation, base: str, fits, progress: _Progress) -> tuple[PromptVariant, str]:
+def _best_variant(evaluation: Evaluation, base: str, fits, read, progress: _Progress) -> tuple[PromptVariant, str]:
     """The variant with the best score on (a sample of) the validation split: format accuracy when the project
-    has a format, else label accuracy. Choosing on validation keeps the test split for the comparison."""
+    has a format, else label accuracy when labels can be read from answers (`read`), else the mean chrF against the
+    reference answers. Choosing on validation keeps the test split for the comparison."""
     project, version = evaluation.project, evaluation.dataset_version
     variants = list(PromptVariant.objects.filter(project=project)) or [_auto_variant(project, version)]
     if len(variants) == 1:
@@ -254,9 +275,10 @@ def _best_variant(evaluation: Evaluation, base: str, fits, progress: _Progress) 
         )  # fmt: skip
         if fits is not None:
             score = metrics.format_accuracy(out.answers, fits)
+        elif read is not None:
+            score = metrics.label_accuracy([read(a) for a in out.answers], [q["label"] for q in val])
         else:
-            predicted = [metrics.label_from_answer(a, project.labels) for a in out.answers]
-            score = metrics.label_accuracy(predicted, [q["label"] for q in val])
+            score = metrics.mean(metrics.chrf(a, q["reference"]) for a, q in zip(out.answers, val, strict=True))
         PromptVariant.objects.filter(pk=variant.pk).update(last_score=score)
         scored.append((score if score is not None else -1, variant))
         progress.log(f"prompt variant {variant.name!r}: {score} on {len(val)} validation examples")
@@ -271,21 +293,27 @@ def _embedder():
 
 
 def _score(
-    system: str, out: harness.Answers, queries: list[dict], project: Project, fits, judge, progress
-) -> tuple[dict, list[dict], dict]:
-    """Per-answer scores and the system's metrics; `methods` says how relevance and hallucination were measured."""
-    labels = project.labels or []
+    system: str, out: harness.Answers, queries: list[dict], fits, read, judge, progress
+) -> tuple[dict, list[dict], dict, dict]:
+    """Per-answer scores, the system's metrics and its per-example values (for the verdict's intervals); `methods`
+    says how relevance and hallucination were measured. `read` gives a generated answer's label; None when labels
+    cannot be read from answers, and then label metrics of generated answers are None (the classifier predicts
+    labels and keeps them)."""
     references = [q["label"] for q in queries]
     classifier = system == "embedding_classifier"
-    predicted = (
-        out.answers if classifier else [metrics.label_from_answer(a, labels) if labels else None for a in out.answers]
-    )
+    if classifier:
+        predicted = list(out.answers)
+    elif read is not None:
+        predicted = [read(answer) for answer in out.answers]
+    else:
+        predicted = None
     rows = [
         {
             "format_ok": None if classifier or fits is None else fits(answer),
-            "label": predicted[i] or "",
-            "label_ok": (predicted[i] == references[i]) if references[i] and labels else None,
+            "label": (predicted[i] or "") if predicted is not None else "",
+            "label_ok": (predicted[i] == references[i]) if predicted is not None and references[i] else None,
             "relevance": None,
+            "chrf": None if classifier else round(metrics.chrf(answer, queries[i]["reference"]), 4),
             "hallucinated": None,
             "unsupported": [],
         }
@@ -327,15 +355,60 @@ def _score(
         cost = metrics.cost_per_query_self_hosted(settings.FINELINE_GPU_HOURLY_USD, out.queries_per_second or 0)
     values = {
         "format_accuracy": metrics.format_accuracy(out.answers, fits) if not classifier else None,
-        "label_accuracy": metrics.label_accuracy(predicted, references) if labels else None,
-        "macro_f1": metrics.macro_f1(predicted, references) if labels else None,
+        "label_accuracy": metrics.label_accuracy(predicted, references) if predicted is not None else None,
+        "macro_f1": metrics.macro_f1(predicted, references) if predicted is not None else None,
         "content_relevance": metrics.content_relevance([row["relevance"] for row in rows]),
+        "chrf": metrics.mean(row["chrf"] for row in rows),
         "hallucination_rate": metrics.hallucination_rate([row["hallucinated"] for row in rows]),
         "latency_p50_ms": metrics.percentile(out.latencies_ms, 50),
         "latency_p95_ms": metrics.percentile(out.latencies_ms, 95),
         "cost_per_query_usd": cost,
     }
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}, rows, methods
+    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
+    return rounded, rows, methods, _per_example(rows, predicted, out.latencies_ms)
+
+
+def _per_example(rows: list[dict], predicted: list[str | None] | None, latencies: list[float]) -> dict:
+    """A system's values per test example, in the queries' order (so paired across systems), as metrics.compare
+    takes them."""
+
+    def number(value):
+        return None if value is None else float(value)
+
+    return {
+        "format_accuracy": [number(row["format_ok"]) for row in rows],
+        "label_accuracy": [number(row["label_ok"]) for row in rows],
+        "content_relevance": [row["relevance"] for row in rows],
+        "chrf": [row["chrf"] for row in rows],
+        "hallucination_rate": [number(row["hallucinated"]) for row in rows],
+        "labels": predicted,
+        "latencies": list(latencies),
+    }
+
+
+def _majority_row(version: DatasetVersion, queries: list[dict]) -> tuple[dict, dict] | None:
+    """The reference row that always answers the training split's most frequent label, with no model: a label
+    accuracy is worth what it adds to this one's. None when the training or the test split carries no label."""
+    references = [q["label"] for q in queries]
+    counts = dict(version.items.filter(split="train").exclude(label="").values_list("label").annotate(n=Count("id")))
+    found = metrics.majority_label(counts)
+    if found is None or not any(references):
+        return None
+    label, share = found
+    predicted = [label] * len(queries)
+    values = dict.fromkeys(metrics.HIGHER_IS_BETTER)
+    values["label_accuracy"] = round(metrics.label_accuracy(predicted, references), 6)
+    values["macro_f1"] = round(metrics.macro_f1(predicted, references), 6)
+    entry = {
+        "system": "majority_label",
+        "name": SYSTEM_NAMES["majority_label"],
+        "status": "succeeded",
+        "metrics": values,
+        "notes": f"no model: always answers {label}, the most frequent label of the training split ({share:.0%})",
+        "reference": True,
+    }
+    per_example = {"label_accuracy": [float(label == r) if r else None for r in references], "labels": predicted}
+    return entry, per_example
 
 
 def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Evaluation | None:
@@ -350,6 +423,10 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         queries = _queries(evaluation.dataset_version, "test")
         fits = formats.answer_checker(project.output_format)
         judge = _judge_client()
+        shape = selectors.evaluation_task_shape(
+            project=project, version=evaluation.dataset_version, judge_configured=judge is not None, queries=queries
+        )
+        read = _label_reader(project, shape["label_source"])
         generating = [s for s in evaluation.systems if s != "frontier" or _frontier_configured()]
         judged = [s for s in generating if s != "embedding_classifier"] if judge else []
         Evaluation.objects.filter(pk=evaluation.pk).update(
@@ -357,11 +434,11 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         )
         EvaluationAnswer.objects.filter(evaluation=evaluation).delete()  # a rerun after a lost worker starts over
         base = _base_of(run)
-        results = []
+        results, per_example = [], {}
         for system in evaluation.systems:
             entry = {"system": system, "name": SYSTEM_NAMES[system], "status": "succeeded", "metrics": {}, "notes": ""}
             try:
-                out = _answers(system, evaluation, queries, base, fits, progress, entry)
+                out = _answers(system, evaluation, queries, base, fits, read, progress, entry)
             except Exception as error:  # one system failing does not lose the others
                 entry.update(status="failed", notes=f"{type(error).__name__}: {error}")
                 progress.log(f"{system} failed: {entry['notes']}")
@@ -371,7 +448,9 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
                 results.append(entry)
                 continue
             progress.stage(f"scoring {SYSTEM_NAMES[system]}")
-            entry["metrics"], rows, entry["methods"] = _score(system, out, queries, project, fits, judge, progress)
+            entry["metrics"], rows, entry["methods"], per_example[system] = _score(
+                system, out, queries, fits, read, judge, progress
+            )
             entry["merged"] = out.merged
             EvaluationAnswer.objects.bulk_create(
                 EvaluationAnswer(evaluation=evaluation, item_id=q["item"], system=system, answer=answer, **row)
@@ -379,7 +458,12 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             )
             results.append(entry)
             Evaluation.objects.filter(pk=evaluation.pk).update(results=results)
-        decided = _verdict(results, evaluation.primary_metrics)
+        majority = _majority_row(evaluation.dataset_version, queries) if project.labels else None
+        if majority is not None:
+            results.append(majority[0])
+            per_example["majority_label"] = majority[1]
+        progress.stage("deciding: paired bootstrap intervals of the differences")
+        decided = _verdict(results, evaluation.primary_metrics, per_example, queries, shape)
         _record_baseline(project, results, evaluation.primary_metrics)
         progress.flush()
         Evaluation.objects.filter(pk=evaluation.pk).update(
@@ -396,7 +480,17 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
     return evaluation
 
 
-def _answers(system, evaluation, queries, base, fits, progress, entry) -> harness.Answers | None:
+def _label_reader(project: Project, source: str | None):
+    """How a generated answer's label is read: where the output format names it, or as the first label stated in
+    the text (when most reference answers state theirs); None when label metrics do not apply to generated answers."""
+    if source == "format":
+        return metrics.label_reader(project.output_format, project.labels)
+    if source == "references":
+        return functools.partial(metrics.label_from_answer, labels=list(project.labels))
+    return None
+
+
+def _answers(system, evaluation, queries, base, fits, read, progress, entry) -> harness.Answers | None:
     """One system's answers to the queries; None (with the reason in `entry`) when it does not apply here."""
     project, run = evaluation.project, evaluation.training_run
     local = {
@@ -415,7 +509,7 @@ def _answers(system, evaluation, queries, base, fits, progress, entry) -> harnes
         conversations = [harness.prompt_messages(project.system_prompt, [], q["messages"]) for q in queries]
         return harness.local_answers(base, conversations, **local)
     if system == "base_best_prompt":
-        variant, why = _best_variant(evaluation, base, fits, progress)
+        variant, why = _best_variant(evaluation, base, fits, read, progress)
         shots, dropped = _shots(evaluation.dataset_version, variant.few_shot)
         entry["notes"] = f"prompt {why}; {len(shots)} few-shot example(s)"
         if dropped:
@@ -447,36 +541,108 @@ def _answers(system, evaluation, queries, base, fits, progress, entry) -> harnes
     raise ValueError(system)
 
 
-def _verdict(results: list[dict], primary: list[str]) -> dict:
-    """The sentence the dashboard leads with, and the comparisons behind it."""
+def _verdict(results: list[dict], primary: list[str], per_example: dict, queries: list[dict], shape: dict) -> dict:
+    """The sentence the dashboard leads with, the comparisons behind it (each with its 95% interval), how many test
+    examples it rests on, what would make it conclusive, why these primary metrics, and the table's best marks."""
     scored = {entry["system"]: entry["metrics"] for entry in results if entry["status"] == "succeeded"}
     absent = [entry["name"] for entry in results if entry["status"] != "succeeded"]
-    if "fine_tuned" not in scored:
-        return {"beats_all": False, "summary": "No verdict: the fine-tuned model was not evaluated.", "losses": []}
-    outcome = metrics.verdict(scored, primary)
     names = " and ".join(METRIC_NAMES[m] for m in primary)
-    if outcome["beats_all"]:
-        summary = f"Fine-tuned beats all baselines on {names}."
-    elif not outcome["wins"] and not outcome["losses"]:
-        summary = f"No verdict: no baseline could be compared on {names}."
-    else:
-        losses = "; ".join(
-            f"{SYSTEM_NAMES[loss['system']]} on {METRIC_NAMES[loss['metric']]} "
-            f"({loss['fine_tuned']:.3g} against {loss['baseline']:.3g})"
-            for loss in outcome["losses"]
+    n = len(queries)
+    reason = shape["primary_reason"]
+    if list(primary) != shape["primary"]:
+        defaults = " and ".join(METRIC_NAMES[m] for m in shape["primary"])
+        reason = f"Chosen at launch. For this {shape['task_shape']} task the default is {defaults}: {reason}"
+    about = {"n": n, "primary": primary, "task_shape": shape["task_shape"], "primary_reason": reason}
+    if "fine_tuned" not in scored:
+        return {
+            "outcome": "no_signal", "beats_all": False, "comparisons": [], "wins": [], "losses": [], "undecided": [],
+            "skipped": [], "left_out": [], "n_needed": None, "best": {}, **about,
+            "summary": "No verdict: the fine-tuned model was not evaluated.",
+            "to_conclude": "Evaluate the fine-tuned model (its answers failed or were not asked for).",
+        }  # fmt: skip
+    reference_labels = [q["label"] for q in queries]
+    decided = metrics.verdict(scored, primary, per_example, reference_labels)
+    left_out = [
+        {"metric": metric, "reason": _left_out_reason(metric, shape)}
+        for metric in primary
+        if scored["fine_tuned"].get(metric) is None
+    ]
+    by_name = {entry["system"]: entry["name"] for entry in results}
+    outcome = decided["outcome"]
+    to_conclude = ""
+    if outcome == "beats_all":
+        summary = (
+            f"Fine-tuned beats all baselines on {names}: every difference's 95% interval excludes 0 "
+            f"({n} test examples)."
         )
-        summary = f"Fine-tuned does not beat every baseline: {losses}."
+    elif outcome == "loses":
+        summary = f"Fine-tuned does not beat every baseline: {_said(decided['losses'], by_name)}."
+    elif outcome == "inconclusive":
+        summary = (
+            f"Fine-tuned: inconclusive on {n} test examples; the 95% interval of the difference includes 0 against "
+            f"{_said(decided['undecided'], by_name)}."
+        )
+        if decided["wins"]:
+            summary += f" It does beat {_said(decided['wins'], by_name)}."
+        to_conclude = _to_conclude(decided, n, by_name)
+    else:
+        summary = f"No verdict: no baseline could be compared on {names}."
+        to_conclude = f"Evaluate a baseline that has a value for {names}, or choose primary metrics that apply."
+    if left_out:
+        summary += " Left out: " + "; ".join(f"{METRIC_NAMES[x['metric']]} ({x['reason']})" for x in left_out) + "."
     if absent:
         summary += f" Not compared: {', '.join(absent)}."
-    return {**outcome, "summary": summary, "primary": primary}
+    best = metrics.best_marks(scored, per_example, reference_labels)
+    return {**decided, **about, "summary": summary, "to_conclude": to_conclude, "left_out": left_out, "best": best}
+
+
+def _said(items: list[dict], names: dict[str, str]) -> str:
+    """Comparisons in words: the baseline, the metric, both values, the difference and its interval."""
+    said = []
+    for c in items:
+        if c["ci_low"] is None:
+            how = f"{c['difference']:+.3g}, measured, no interval"
+        else:
+            how = f"{c['difference']:+.3g}, 95% CI {c['ci_low']:+.3g} to {c['ci_high']:+.3g}"
+        said.append(
+            f"{names[c['system']]} on {METRIC_NAMES[c['metric']]} ({c['fine_tuned']:.3g} against {c['baseline']:.3g}; "
+            f"{how})"
+        )
+    return "; ".join(said)
+
+
+def _left_out_reason(metric: str, shape: dict) -> str:
+    if metric in ("label_accuracy", "macro_f1"):
+        return f"does not apply to generated answers: {shape['labels_why']}"
+    if metric == "format_accuracy":
+        return "the project sets no output format"
+    return "the fine-tuned model has no value for it"
+
+
+def _to_conclude(decided: dict, n: int, names: dict[str, str]) -> str:
+    """What would decide the undecided comparisons: about how many test examples, if the differences held."""
+    parts = []
+    if decided["n_needed"]:
+        needed = decided["n_needed"]
+        parts.append(
+            f"About {needed:,} test examples (now {n:,}) would make the widest undecided interval exclude 0 if the "
+            f"differences held (an interval narrows as 1/\u221an); at 80/10/10 that is about {needed * 10:,} "
+            "examples in all."
+        )
+    ties = [c for c in decided["comparisons"] if c["better"] is None and not c["difference"]]
+    if ties:
+        tied = ", ".join(f"{names[c['baseline']]} on {METRIC_NAMES[c['metric']]}" for c in ties)
+        parts.append(f"Tied with {tied}: more examples decide only if the systems really differ.")
+    return " ".join(parts)
 
 
 def _record_baseline(project: Project, results: list[dict], primary: list[str]) -> None:
-    """The best base-model score on the primary metrics (its weakest one), for the readiness advice."""
+    """The best base-model score on the primary metrics (its weakest one), for the readiness advice ("the base model
+    already handles 90% of cases"): only the metrics that are shares of cases; chrF or a relevance score is none."""
     scores = []
     for entry in results:
         if entry["system"] in ("base_zero_shot", "base_best_prompt") and entry["status"] == "succeeded":
-            values = [entry["metrics"].get(m) for m in primary if metrics.HIGHER_IS_BETTER[m]]
+            values = [entry["metrics"].get(m) for m in primary if m in CASE_SHARES]
             values = [v for v in values if v is not None]
             if values:
                 scores.append(min(values))

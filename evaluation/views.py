@@ -1,6 +1,7 @@
 """Browser pages of evaluation: the project's evaluations (launch, history), one evaluation's verdict, table,
 charts and per-example comparison, and the prompt variants of the base-model baseline."""
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -19,6 +20,8 @@ from . import metrics, selectors, services
 from .models import SYSTEMS, Evaluation, PromptVariant
 
 PAGE = 20
+# The metrics a lead can make the verdict's (latency and cost are shown, rarely decided on).
+CHOOSABLE = ["format_accuracy", "label_accuracy", "macro_f1", "content_relevance", "chrf", "hallucination_rate"]
 
 
 def _lead(project) -> bool:
@@ -47,14 +50,20 @@ def evaluation_list(request, slug: str):
             flash.error(request, error.message)
         else:
             return redirect("evaluation:evaluation_detail", slug=slug, pk=evaluation.pk)
+    shape = selectors.evaluation_task_shape(
+        project=project,
+        version=curation_selectors.dataset_version_latest(project=project),
+        judge_configured=bool(settings.FINELINE_JUDGE_BASE_URL),
+    )
     context = {
         "project": project,
         "is_lead": _lead(project),
         "evaluations": selectors.evaluation_list(project=project)[:50],
         "runs": TrainingRun.objects.filter(project=project, status=TrainingRun.Status.SUCCEEDED)[:50],
         "systems": [(system, services.SYSTEM_NAMES[system]) for system in SYSTEMS],
-        "metric_names": list(services.METRIC_NAMES.items())[:5],
-        "default_primary": services.DEFAULT_PRIMARY,
+        "metric_names": [(name, services.METRIC_NAMES[name]) for name in CHOOSABLE],
+        "default_primary": shape["primary"],
+        "shape": shape,
         "history": selectors.evaluation_history(project=project),
         "selected_run": request.GET.get("run"),
     }
@@ -71,6 +80,7 @@ def evaluation_detail(request, slug: str, pk: int):
         "evaluation": evaluation,
         "is_lead": _lead(project),
         "table": selectors.evaluation_table(evaluation=evaluation),
+        "verdict": selectors.evaluation_verdict(evaluation=evaluation, system_names=services.SYSTEM_NAMES),
         "metric_names": services.METRIC_NAMES,
         "lower_is_better": [name for name, higher in metrics.HIGHER_IS_BETTER.items() if not higher],
     }

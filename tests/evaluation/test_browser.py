@@ -50,7 +50,8 @@ def test_a_lead_evaluates_a_run_and_reads_the_verdict(
         worker.join(timeout=180)
     verdict = page.inner_text("[data-verdict]")
     assert verdict == Evaluation.objects.get().verdict["summary"] and verdict.startswith("Fine-tuned")
-    assert page.locator("[data-results] tbody tr").count() == 4
+    assert page.locator("[data-results] tbody tr").count() == 5  # the 4 systems and the majority-label row
+    assert page.locator("[data-comparisons] tbody tr").count() >= 3 and page.inner_text("[data-verdict-n]")
     assert "★" in page.inner_text("[data-results]")
     bars = page.evaluate(
         "Array.from(document.querySelectorAll('canvas[data-metric]')).map(c => Chart.getChart(c).data.labels.length)"

@@ -67,20 +67,174 @@ def test_costs_per_query():
 
 
 def test_the_verdict_names_the_baseline_and_metric_where_the_fine_tune_loses():
+    n = 40
+    right, wrong = [1.0] * n, [0.0] * n
     results = {
-        "fine_tuned": {"format_accuracy": 1.0, "label_accuracy": 0.8},
-        "base_zero_shot": {"format_accuracy": 0.1, "label_accuracy": 0.3},
-        "frontier": {"format_accuracy": 0.95, "label_accuracy": 0.85},
-        "embedding_classifier": {"format_accuracy": None, "label_accuracy": 0.7},
+        "fine_tuned": {"format_accuracy": 1.0, "label_accuracy": 0.0},
+        "base_zero_shot": {"format_accuracy": 0.0, "label_accuracy": 0.0},
+        "frontier": {"format_accuracy": 1.0, "label_accuracy": 1.0},
+        "embedding_classifier": {"format_accuracy": None, "label_accuracy": 0.0},
     }
-    outcome = metrics.verdict(results, ["format_accuracy", "label_accuracy"])
-    assert outcome["beats_all"] is False
+    examples = {
+        "fine_tuned": {"format_accuracy": right, "label_accuracy": wrong},
+        "base_zero_shot": {"format_accuracy": wrong, "label_accuracy": wrong},
+        "frontier": {"format_accuracy": right, "label_accuracy": right},
+        "embedding_classifier": {"format_accuracy": [None] * n, "label_accuracy": wrong},
+    }
+    outcome = metrics.verdict(results, ["format_accuracy", "label_accuracy"], examples)
+    assert outcome["outcome"] == "loses" and outcome["beats_all"] is False
     assert outcome["losses"] == [
-        {"system": "frontier", "metric": "label_accuracy", "fine_tuned": 0.8, "baseline": 0.85}
-    ]
+        {"system": "frontier", "metric": "label_accuracy", "fine_tuned": 0.0, "baseline": 1.0,
+         "difference": -1.0, "ci_low": -1.0, "ci_high": -1.0}
+    ]  # fmt: skip
     assert {"system": "embedding_classifier", "metric": "format_accuracy"} in outcome["skipped"]
-    results["frontier"]["label_accuracy"] = 0.8  # a tie is not a win
-    assert metrics.verdict(results, ["label_accuracy"])["beats_all"] is False
-    results["frontier"]["label_accuracy"] = 0.5
-    assert metrics.verdict(results, ["format_accuracy", "label_accuracy"])["beats_all"] is True
+    wins = {(w["system"], w["metric"]) for w in outcome["wins"]}
+    assert wins == {("base_zero_shot", "format_accuracy")}
     assert metrics.best({"a": 0.2, "b": None, "c": 0.1}, "latency_p95_ms") == "c"
+
+
+def one_example_apart():
+    """The issue's set: 117 test examples, 72% of them P4; the fine-tune right on 88 (0.752), the embeddings
+    classifier on 87 (0.744), the two disagreeing on 9; always answering P4 right on 84 (0.718)."""
+    reference = ["P4"] * 84 + ["P2"] * 33
+    tuned = [1.0] * 76 + [0.0] * 8 + [1.0] * 12 + [0.0] * 21
+    classifier = [1.0] * 80 + [0.0] * 4 + [1.0] * 7 + [0.0] * 26
+    majority = [1.0] * 84 + [0.0] * 33
+    results = {
+        "fine_tuned": {"label_accuracy": sum(tuned) / 117},
+        "embedding_classifier": {"label_accuracy": sum(classifier) / 117},
+        "majority_label": {"label_accuracy": sum(majority) / 117},
+    }
+    examples = {
+        "fine_tuned": {"label_accuracy": tuned},
+        "embedding_classifier": {"label_accuracy": classifier},
+        "majority_label": {"label_accuracy": majority},
+    }
+    return results, examples, reference
+
+
+def test_one_example_of_difference_on_117_examples_is_inconclusive_not_a_win():
+    results, examples, _ = one_example_apart()
+    assert round(results["fine_tuned"]["label_accuracy"], 3) == 0.752
+    assert round(results["embedding_classifier"]["label_accuracy"], 3) == 0.744
+    outcome = metrics.verdict(results, ["label_accuracy"], examples)
+    assert outcome["outcome"] == "inconclusive" and outcome["beats_all"] is False and outcome["losses"] == []
+    against = {c["baseline"]: c for c in outcome["comparisons"]}
+    classifier = against["embedding_classifier"]
+    assert classifier["difference"] == pytest.approx(1 / 117, abs=1e-6)
+    assert classifier["ci_low"] < 0 < classifier["ci_high"] and classifier["n"] == 117
+    assert classifier["significant"] is False and classifier["better"] is None
+    # 4 examples above always answering P4: not significant either.
+    assert against["majority_label"]["ci_low"] < 0 < against["majority_label"]["ci_high"]
+    # What would make it conclusive: thousands of test examples, if the 1-in-117 difference held.
+    assert 2_000 < outcome["n_needed"] < 50_000
+    assert metrics.verdict(results, ["label_accuracy"], examples) == outcome  # seeded: the same every time
+
+
+def test_the_interval_is_a_paired_bootstrap_of_the_difference():
+    # Both right on 100 examples except 10 where only the candidate is: the difference never goes below 0.
+    a, b = [1.0] * 100, [1.0] * 90 + [0.0] * 10
+    interval = metrics.paired_mean_difference(a, b)
+    assert interval["difference"] == pytest.approx(0.1) and interval["n"] == 100
+    assert 0 < interval["ci_low"] < 0.1 < interval["ci_high"] < 0.2
+    # Examples where either side has no value are left out of the pairs.
+    assert metrics.paired_mean_difference([1.0, None, 0.0], [0.0, 1.0, None])["n"] == 1
+    assert metrics.paired_mean_difference([None], [1.0]) is None
+    # macro-F1: the bootstrap's point is the metric's own difference.
+    reference = ["A", "A", "B", "B", "C", None, "C", "B"] * 5
+    tuned = ["A", "B", "B", "B", "C", "A", None, "B"] * 5
+    other = ["A", "A", "A", "A", "A", "A", "A", "A"] * 5
+    f1 = metrics.paired_macro_f1_difference(tuned, other, reference)
+    assert f1["difference"] == pytest.approx(metrics.macro_f1(tuned, reference) - metrics.macro_f1(other, reference))
+    assert f1["ci_low"] <= f1["difference"] <= f1["ci_high"] and f1["n"] == 35
+
+
+def test_a_tie_is_never_a_loss():
+    same = [1.0, 0.0, 1.0, 1.0] * 10
+    results = {"fine_tuned": {"format_accuracy": 0.75}, "frontier": {"format_accuracy": 0.75}}
+    examples = {"fine_tuned": {"format_accuracy": same}, "frontier": {"format_accuracy": list(same)}}
+    outcome = metrics.verdict(results, ["format_accuracy"], examples)
+    assert outcome["outcome"] == "inconclusive" and outcome["losses"] == [] and outcome["beats_all"] is False
+    (tie,) = outcome["comparisons"]
+    assert (tie["difference"], tie["ci_low"], tie["ci_high"], tie["better"]) == (0, 0, 0, None)
+    assert tie["n_needed"] is None  # no number of examples separates identical answers
+    # Without per-example values there is no interval: never a loss, never a win.
+    bare = metrics.verdict(
+        {"fine_tuned": {"label_accuracy": 0.8}, "frontier": {"label_accuracy": 0.85}}, ["label_accuracy"]
+    )
+    assert bare["outcome"] == "inconclusive" and bare["losses"] == []
+
+
+def test_a_metric_that_does_not_apply_is_left_out_of_the_verdict():
+    n = 30
+    results = {
+        "fine_tuned": {"label_accuracy": None, "chrf": 80.0},
+        "base_zero_shot": {"label_accuracy": None, "chrf": 20.0},
+        "embedding_classifier": {"label_accuracy": 0.9, "chrf": None},
+    }
+    examples = {
+        "fine_tuned": {"label_accuracy": [None] * n, "chrf": [80.0] * n},
+        "base_zero_shot": {"label_accuracy": [None] * n, "chrf": [20.0] * n},
+        "embedding_classifier": {"label_accuracy": [1.0] * 27 + [0.0] * 3, "chrf": [None] * n},
+    }
+    nothing = metrics.verdict(results, ["label_accuracy"], examples)
+    assert nothing["outcome"] == "no_signal" and nothing["comparisons"] == [] and len(nothing["skipped"]) == 2
+    both = metrics.verdict(results, ["label_accuracy", "chrf"], examples)
+    assert both["outcome"] == "beats_all" and both["beats_all"] is True
+    assert [(c["baseline"], c["metric"]) for c in both["comparisons"]] == [("base_zero_shot", "chrf")]
+    assert {o for o in metrics.OUTCOMES} == {"beats_all", "loses", "inconclusive", "no_signal"}
+
+
+def test_lower_is_better_and_measured_metrics():
+    results = {"fine_tuned": {"hallucination_rate": 0.1}, "frontier": {"hallucination_rate": 0.6}}
+    examples = {
+        "fine_tuned": {"hallucination_rate": [1.0] * 5 + [0.0] * 45},
+        "frontier": {"hallucination_rate": [1.0] * 30 + [0.0] * 20},
+    }
+    (c,) = metrics.verdict(results, ["hallucination_rate"], examples)["comparisons"]
+    assert c["difference"] == pytest.approx(-0.5) and c["ci_high"] < 0 and c["better"] is True
+    # Latency: single queries measured apart, resampled apart.
+    fast, slow = [10.0, 11, 12, 13, 14, 15, 16, 17, 18, 19], [100.0, 101, 102, 103, 104, 105, 106, 107, 108, 109]
+    latency = metrics.unpaired_percentile_difference(fast, slow, 50)
+    assert latency["difference"] == 14 - 104 and latency["ci_high"] < 0
+    # Cost is computed, not sampled: no interval; a difference under 10% is a tie.
+    cost = metrics.verdict(
+        {"fine_tuned": {"cost_per_query_usd": 1.00e-5}, "frontier": {"cost_per_query_usd": 1.05e-5}},
+        ["cost_per_query_usd"],
+    )
+    assert cost["outcome"] == "inconclusive" and cost["comparisons"][0]["ci_low"] is None
+
+
+def test_the_best_mark_goes_only_to_a_significant_best():
+    results, examples, reference = one_example_apart()
+    marks = metrics.best_marks(results, examples, reference)
+    assert marks["label_accuracy"] is None  # 0.752 against 0.744: no star
+    results["fine_tuned"]["chrf"], results["embedding_classifier"]["chrf"] = 90.0, None
+    results["majority_label"]["chrf"] = 10.0
+    examples["fine_tuned"]["chrf"], examples["majority_label"]["chrf"] = [90.0] * 117, [10.0] * 117
+    assert metrics.best_marks(results, examples, reference)["chrf"] == "fine_tuned"
+
+
+def test_chrf_against_a_hand_computed_example():
+    # "ab" against "abc": character 1-grams P 2/2, R 2/3; 2-grams P 1/1, R 1/2; no 3- to 6-grams in the answer.
+    # Averaged over the 2 effective orders: P = 1, R = 7/12; F2 = 5PR / (4P + R) = (35/12) / (55/12) = 7/11.
+    assert metrics.chrf("ab", "abc") == pytest.approx(100 * 7 / 11)
+    assert metrics.chrf("The export fails.", "The export fails.") == 100.0
+    assert metrics.chrf("", "The export fails.") == 0.0
+    assert metrics.chrf("The export fails since Monday.", "The export fails.") > metrics.chrf(
+        "Lorem ipsum.", "The export fails."
+    )
+
+
+def test_where_the_label_is_read_from():
+    labels = ["P1", "P2", "P3", "P4"]
+    named = metrics.label_reader({"kind": "regex", "pattern": r"(?s)Severity (?P<label>P\d)\n.*"}, labels)
+    assert named("Severity P3\nrest") == "P3" and named("P3 and more") is None
+    schema = {"kind": "json_schema", "schema": {"type": "object", "properties": {"severity": {"enum": labels}}}}
+    assert metrics.label_reader(schema, labels)('{"severity": "P2", "why": "P1 is worse"}') == "P2"
+    assert metrics.label_reader({"kind": "regex", "pattern": "SEVERITY: P[1-4]"}, labels) is None  # names no place
+    assert metrics.label_reader({"kind": "none"}, labels) is None
+    references = ["SEVERITY: P2\nrest", "The export is down for everyone.", "SEVERITY: P1 again"]
+    assert metrics.labels_stated(references, ["P2", "P1", "P4"], labels) == 1
+    assert metrics.majority_label({"P4": 72, "P1": 10, "P2": 18, "": 5}) == ("P4", 0.72)
+    assert metrics.majority_label({}) is None

@@ -21,11 +21,50 @@ def finished(project, lead, version):
         {"system": "base_zero_shot", "name": "Base model, zero-shot", "status": "succeeded", "notes": "",
          "metrics": {"format_accuracy": 0.1, "label_accuracy": 0.2, "latency_p95_ms": 30.0, **cheap}},
         {"system": "frontier", "name": "Frontier model", "status": "not_configured", "notes": "set it", "metrics": {}},
+        {"system": "majority_label", "name": "Majority label (reference)", "status": "succeeded", "reference": True,
+         "notes": "no model: always answers P4", "metrics": {"label_accuracy": 0.7, "macro_f1": 0.2}},
     ]  # fmt: skip
+    comparison = {"n": 12, "significant": True, "better": True, "n_needed": None}
+    verdict = {
+        "outcome": "inconclusive",
+        "beats_all": False,
+        "n": 12,
+        "task_shape": "format",
+        "summary": "Fine-tuned: inconclusive on 12 test examples; the 95% interval ...",
+        "primary_reason": "An output format is set (regex): format accuracy, and label accuracy since 12 of 12 ...",
+        "to_conclude": "About 300 test examples (now 12) would make the widest undecided interval exclude 0.",
+        "comparisons": [
+            {
+                **comparison,
+                "baseline": "base_zero_shot",
+                "metric": "format_accuracy",
+                "candidate": 1.0,
+                "baseline_value": 0.1,
+                "difference": 0.9,
+                "ci_low": 0.7,
+                "ci_high": 1.0,
+            },
+            {
+                **comparison,
+                "baseline": "majority_label",
+                "metric": "label_accuracy",
+                "candidate": 0.9,
+                "baseline_value": 0.7,
+                "difference": 0.2,
+                "ci_low": -0.05,
+                "ci_high": 0.45,
+                "significant": False,
+                "better": None,
+                "n_needed": 300,
+            },
+        ],
+        "best": {"format_accuracy": "fine_tuned", "latency_p95_ms": "base_zero_shot", "label_accuracy": None},
+        "left_out": [],
+    }
     evaluation = Evaluation.objects.create(
         project=project, training_run=run, dataset_version=version, created_by=lead, status="succeeded",
         systems=["fine_tuned", "base_zero_shot", "frontier"], primary_metrics=["format_accuracy", "label_accuracy"],
-        results=results, verdict={"beats_all": True, "summary": "Fine-tuned beats all baselines on format accuracy."},
+        results=results, verdict=verdict,
     )  # fmt: skip
     items = list(DatasetVersionItem.objects.filter(version=version, split="test").order_by("id")[:3])
     for number, item in enumerate(items):
@@ -42,9 +81,18 @@ def test_the_detail_page_leads_with_the_verdict_and_marks_the_best(project, fini
     evaluation, _ = finished
     client.force_login(expert)
     page = client.get(f"/projects/{project.slug}/evaluations/{evaluation.pk}/").content.decode()
-    assert page.index("Fine-tuned beats all baselines") < page.index("data-results")
+    assert page.index("Fine-tuned: inconclusive on 12 test examples") < page.index("data-results")
+    assert 'data-outcome="inconclusive"' in page and "<strong data-verdict-n>12</strong> test examples" in page
+    assert "About 300 test examples (now 12)" in page and "Why these metrics (format task): An output format" in page
+    # Every comparison with its difference and interval; the undecided one says what would decide it.
+    assert '<tr data-comparison="base_zero_shot:format_accuracy" data-significant="true">' in page
+    assert "+90.0 pts" in page and "+70.0 pts to +100.0 pts" in page and "-5.0 pts to +45.0 pts" in page
+    assert "undecided: the interval includes 0 (about 300 examples would tell)" in page
+    # The star only where the verdict found the best significantly better than the runner-up.
     assert '<td class="num best" data-metric="format_accuracy">100.0% ★</td>' in page
     assert '<td class="num best" data-metric="latency_p95_ms">30 ms ★</td>' in page  # lower is better
+    assert '<td class="num " data-metric="label_accuracy">90.0%</td>' in page  # 0.9 against 0.7: no star
+    assert 'data-system="majority_label" class=" reference"' in page and "always answers P4" in page
     assert "not configured" in page and "$0.0100 / 1k" in page and 'data-metric="format_accuracy" width' in page
     client.force_login(outsider)
     assert client.get(f"/projects/{project.slug}/evaluations/{evaluation.pk}/").status_code == 404
@@ -68,6 +116,9 @@ def test_starting_an_evaluation_needs_a_lead_and_a_finished_run(project, finishe
     assert client.get(url).status_code == 200
     assert client.post(url, {"training_run": evaluation.training_run_id}).status_code == 403
     client.force_login(lead)
+    form = client.get(url).content.decode()
+    assert "Preselected for a format task: An output format is set (regex): format accuracy, and label" in form
+    assert 'value="format_accuracy" checked' in form and 'value="chrf" >' in form
     response = client.post(url, {"training_run": evaluation.training_run_id, "systems": ["fine_tuned"]})
     created = Evaluation.objects.exclude(pk=evaluation.pk).get()
     assert response["Location"] == f"/projects/{project.slug}/evaluations/{created.pk}/"

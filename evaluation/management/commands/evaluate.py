@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("run_id", type=int)
         parser.add_argument("--systems", help=f"Comma-separated, among {', '.join(SYSTEMS)} (default: all).")
-        parser.add_argument("--primary", help="Comma-separated primary metrics (default: format and label accuracy).")
+        parser.add_argument("--primary", help="Comma-separated primary metrics (default: fit to the task's shape).")
         parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
         parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
         parser.add_argument(
