@@ -6,6 +6,10 @@
 2. 1,000 new rows imported into a project that holds 500,000 and into an empty one: the ratio of the times
    (median of 3). Goal: under 1.5.
 3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB.
+4. A column mapping's cost: the same examples sent as chat-format JSONL (no mapping), as flat
+   sys/instruction/context/response/category rows through `?mapping=` (JSONL, then CSV): API rows/s of each (median
+   of 3, each into a fresh project) and the parse-only rows/s in one process (no database). Goal: mapped >= 0.8 of
+   plain. `--mapping-only` runs just this part.
 
 Needs PostgreSQL (DATABASE_URL's server; default 127.0.0.1:5432, user postgres). Uses its own database,
 `fineline_bench`, created afresh. Run: `make bench` or `.venv/bin/python bench/import_bench.py [--rows N]`.
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import orjson
@@ -105,13 +110,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def post_file(port: int, token: str, slug: str, path: Path) -> tuple[float, dict]:
+def post_file(
+    port: int, token: str, slug: str, path: Path, content_type: str = "application/x-ndjson", query: str = ""
+) -> tuple[float, dict]:
     size = path.stat().st_size
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/x-ndjson", "Content-Length": str(size)}
+    headers = {"Authorization": f"Token {token}", "Content-Type": content_type, "Content-Length": str(size)}
     with path.open("rb") as body:
         start = time.perf_counter()
-        connection.request("POST", f"/api/v1/projects/{slug}/imports/?mode=partial", body=body, headers=headers)
+        url = f"/api/v1/projects/{slug}/imports/?mode=partial{query}"
+        connection.request("POST", url, body=body, headers=headers)
         response = connection.getresponse()
         payload = response.read()
         elapsed = time.perf_counter() - start
@@ -147,10 +155,103 @@ def copy_baseline(dsn: str, path: Path) -> tuple[float, int]:
         return time.perf_counter() - start, rows
 
 
+MAPPING = {
+    "system": "sys",
+    "user": ["instruction", "context"],
+    "assistant": "response",
+    "label": "category",
+    "metadata": ["ticket_id", "channel"],
+}
+
+
+def flatten(source: Path, jsonl_out: Path, csv_out: Path) -> None:
+    """The same examples as flat rows in another shape (an empty `context` on every other row), as JSONL and CSV."""
+    import csv
+
+    columns = ["sys", "instruction", "context", "response", "category", "ticket_id", "channel"]
+    with source.open("rb") as rows, jsonl_out.open("wb") as flat, csv_out.open("w", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(columns)
+        for number, line in enumerate(rows):
+            row = orjson.loads(line)
+            system, user, assistant = (m["content"] for m in row["messages"])
+            context = "" if number % 2 else None
+            flat_row = {
+                "sys": system,
+                "instruction": user,
+                "context": context,
+                "response": assistant,
+                "category": row["label"],
+                **row["metadata"],
+            }
+            flat.write(orjson.dumps(flat_row) + b"\n")
+            writer.writerow([flat_row[column] or "" for column in columns])
+
+
+def parse_rate(kind: str, path: Path, mapping) -> float:
+    """Rows/s of reading and checking a file in this process: no server, no database."""
+    from curation import formats
+
+    limits = formats.Limits()
+    start = time.perf_counter()
+    with path.open("rb") as stream:
+        records = formats.read_input(
+            kind, stream, fmt="auto", labels=["P1", "P2", "P3", "P4"], limits=limits, max_body_bytes=1 << 40,
+            mapping=formats.mapping_parse(orjson.dumps(MAPPING)) if mapping else None,
+        )  # fmt: skip
+        count = sum(isinstance(record, formats.ParsedExample) for record in records)
+    return count / (time.perf_counter() - start)
+
+
+def mapping_case(port: int, token: str, main_file: Path) -> dict:
+    flat_jsonl, flat_csv = OUT / "flat.jsonl", OUT / "flat.csv"
+    flatten(main_file, flat_jsonl, flat_csv)
+    query = "&mapping=" + urllib.parse.quote(json.dumps(MAPPING))
+    cases = {
+        "plain": (main_file, "application/x-ndjson", ""),
+        "jsonl": (flat_jsonl, "application/x-ndjson", query),
+        "csv": (flat_csv, "text/csv", query),
+    }
+    rates: dict[str, list[float]] = {kind: [] for kind in cases}
+    for attempt in range(3):
+        for kind, (path, content_type, extra) in cases.items():
+            seconds, report = post_file(port, token, f"map-{kind}-{attempt}", path, content_type, extra)
+            assert report["status"] == "succeeded", report
+            rates[kind].append(report["created"] / seconds)
+    api = {kind: statistics.median(values) for kind, values in rates.items()}
+    inputs = {
+        "plain": ("jsonl", main_file, False),
+        "jsonl": ("jsonl", flat_jsonl, True),
+        "csv": ("csv", flat_csv, True),
+    }
+    parse_runs: dict[str, list[float]] = {kind: [] for kind in inputs}
+    for _ in range(3):  # interleaved, as the API runs are: a noisy neighbour slows all three alike
+        for kind, (reader, path, mapped) in inputs.items():
+            parse_runs[kind].append(parse_rate(reader, path, mapped))
+    parse = {kind: statistics.median(values) for kind, values in parse_runs.items()}
+    for kind, label in (
+        ("plain", "chat JSONL, no mapping"),
+        ("jsonl", "flat JSONL + mapping"),
+        ("csv", "CSV + mapping"),
+    ):
+        print(
+            f"{label:24}: API {api[kind]:>9,.0f} rows/s ({api[kind] / api['plain']:.2f} of plain);"
+            f" parse only {parse[kind]:>9,.0f} rows/s ({parse[kind] / parse['plain']:.2f})",
+            flush=True,
+        )
+    return {
+        "mapping_api_rows_per_s": {kind: round(rate) for kind, rate in api.items()},
+        "mapping_parse_rows_per_s": {kind: round(rate) for kind, rate in parse.items()},
+        "mapped_jsonl_over_plain_api": round(api["jsonl"] / api["plain"], 3),
+        "mapped_csv_over_plain_api": round(api["csv"] / api["plain"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the main import (default 100,000)")
     parser.add_argument("--big", type=int, default=500_000, help="size of the large project (default 500,000)")
+    parser.add_argument("--mapping-only", action="store_true", help="only part 4: the cost of a column mapping")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -172,7 +273,7 @@ def main() -> None:
         "from django.contrib.auth.models import User; from curation import services;"
         "u = User.objects.create_user('bench');"
         "[services.project_create(creator=u, name=s, slug=s, labels=['P1','P2','P3','P4']) for s in "
-        "('main', 'big', 'empty')]"
+        "('main', 'big', 'empty', *[f'map-{kind}-{i}' for kind in ('plain', 'jsonl', 'csv') for i in range(3)])]"
     )
     subprocess.run([*manage, "shell", "-c", setup], env=env, check=True, cwd=ROOT)
     token = subprocess.run(
@@ -206,6 +307,10 @@ def main() -> None:
     try:
         wait_for(port)
         worker = children(server.pid)[0]
+        if args.mapping_only:
+            results = {"rows": args.rows, **mapping_case(port, token, main_file)}
+            (OUT / "import_bench_mapping.json").write_text(json.dumps(results, indent=2))
+            return
 
         api_seconds, report = post_file(port, token, "main", main_file)
         api_rate = report["created"] / api_seconds
@@ -238,6 +343,7 @@ def main() -> None:
             f"{small_t * 1000:.0f} ms; ratio {big_t / small_t:.2f} (goal < 1.5)",
             flush=True,
         )
+        mapping_results = mapping_case(port, token, main_file)
         peak_all = peak_rss_mb(worker)
         print(f"peak RSS of the server worker over the whole run: {peak_all:.0f} MB", flush=True)
         results = {
@@ -252,6 +358,7 @@ def main() -> None:
             "big_rows": args.big,
             "server_peak_rss_mb_main_import": round(peak_main),
             "server_peak_rss_mb_whole_run": round(peak_all),
+            **mapping_results,
         }
         (OUT / "import_bench.json").write_text(json.dumps(results, indent=2))
     finally:

@@ -7,19 +7,32 @@ The checks follow OpenAI's fine-tuning data-preparation notebook (not JSON, not 
 a list, empty, a message without `role` or `content`, an unknown key, an unknown role, content not a string, no
 assistant message) and add: empty content, a line over the size limit, absurd nesting, invalid UTF-8, too many
 tokens, and labels or tags of the wrong shape.
+
+Files come as JSONL, a JSON array, CSV (a header row gives the keys) or Parquet (the columns are the keys). Rows in a
+shape the product does not know (instruction/context/response/category, question/answer, ...) are read through a
+`ColumnMapping` that names which keys make the system prompt, the user's turn, the answer, the label and metadata.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime
+import decimal
 import hashlib
+import json
 import re
+import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import IO, Any
 
 import orjson
 
 FORMATS = ("auto", "openai", "sharegpt", "alpaca", "prompt_completion")
+# The file formats that `?format=` may also name (their rows are read as `auto`, or through a mapping).
+FILE_FORMATS = ("csv", "parquet")
 ROLES = frozenset({"system", "user", "assistant"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 # Keys every format may carry beside its own: the label, tags, free metadata and an external id (kept in metadata).
@@ -228,7 +241,8 @@ def detect_format(obj: dict) -> str:
     if "prompt" in obj:
         return "prompt_completion"
     raise InvalidExample(
-        "missing_messages", "no `messages` key (nor ShareGPT `conversations`, Alpaca `instruction` or `prompt`)."
+        "missing_messages",
+        "no `messages` key (nor ShareGPT `conversations`, Alpaca `instruction` or `prompt`)." + mapping_hint(obj),
     )
 
 
@@ -289,8 +303,10 @@ def example_from_object(obj: Any, line: int, *, fmt: str, labels: frozenset[str]
         raise InvalidExample("unknown_format", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     if not obj.keys() <= allowed:
         unknown = sorted(set(obj) - allowed)
+        hint = " Put them inside `metadata` to keep them." if fmt in ("openai", "sharegpt") else mapping_hint(obj)
         raise InvalidExample(
-            "unknown_key", f"unknown key(s) {', '.join(unknown)}; allowed for {fmt}: {', '.join(sorted(allowed))}."
+            "unknown_key",
+            f"unknown key(s) {', '.join(unknown)}; allowed for {fmt}: {', '.join(sorted(allowed))}.{hint}",
         )
     messages = validate_messages(_messages_from(obj, fmt), max_tokens=limits.max_tokens)
     metadata = obj.get("metadata")
@@ -316,16 +332,246 @@ def example_from_object(obj: Any, line: int, *, fmt: str, labels: frozenset[str]
     return ParsedExample(line, messages, messages_json, content_hash(messages_json), label, tags, metadata)
 
 
+# --- Column mapping ----------------------------------------------------------------------------------------------
+
+MAPPING_TARGETS = ("system", "user", "assistant", "label", "metadata")
+MAPPING_EXAMPLE = '{"user": ["instruction", "context"], "assistant": "response", "label": "category"}'
+MAX_MAPPED_KEYS = 100
+MAX_KEY_NAME = 200
+MAX_IGNORED_KEYS = 1000
+# Key names the suggester recognises, best first (compared lower-cased, spaces and dashes as underscores). `input`
+# is the user's turn on its own, but the second part of it (context) after an instruction, prompt or question.
+_SYSTEM_NAMES = ("system", "system_prompt", "system_message", "sys", "persona")
+_USER_NAMES = ("instruction", "prompt", "question", "query", "input", "user", "human", "request")
+_CONTEXT_NAMES = ("context", "input", "document", "passage", "background")
+_ASSISTANT_NAMES = ("response", "output", "answer", "completion", "assistant", "gpt", "reply", "target")
+_LABEL_NAMES = ("label", "category", "class", "intent")
+
+
+class MappingError(ValueError):
+    """A column mapping that cannot be used; the message says why."""
+
+
+@dataclass(slots=True)
+class ColumnMapping:
+    """Which keys of a flat row make the chat example: the system prompt, the user's turn, the answer, the label
+    and the metadata. Several user (or system, or assistant) keys are joined with a blank line, empty ones skipped.
+    Keys the mapping does not name are ignored; `ignored` counts, per key, the rows where it held a value."""
+
+    system: tuple[str, ...] = ()
+    user: tuple[str, ...] = ()
+    assistant: tuple[str, ...] = ()
+    label: str | None = None
+    metadata: tuple[str, ...] = ()
+    ignored: Counter = field(default_factory=Counter)
+    named: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.named = frozenset((*self.system, *self.user, *self.assistant, *self.metadata, *filter(None, [self.label])))
+
+    def as_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {}
+        for target in MAPPING_TARGETS:
+            value = getattr(self, target)
+            # As a person writes it: one key as a string, several as a list; metadata always a list.
+            if not value:
+                continue
+            if isinstance(value, str):
+                spec[target] = value
+            elif len(value) == 1 and target != "metadata":
+                spec[target] = value[0]
+            else:
+                spec[target] = list(value)
+        return spec
+
+    def messages(self, obj: dict) -> list[dict[str, str]]:
+        messages = []
+        if self.system and (system := self._joined(obj, self.system, "system")):
+            messages.append({"role": "system", "content": system})
+        for role, keys in (("user", self.user), ("assistant", self.assistant)):
+            text = self._joined(obj, keys, role)
+            if not text:
+                names = ", ".join(f"`{key}`" for key in keys)
+                verb = "is" if len(keys) == 1 else "are all"
+                raise InvalidExample("missing_value", f"{names} (mapped to {role}) {verb} missing or empty.")
+            messages.append({"role": role, "content": text})
+        return messages
+
+    @staticmethod
+    def _joined(obj: dict, keys: tuple[str, ...], target: str) -> str:
+        parts = []
+        for key in keys:
+            value = obj.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise InvalidExample("content_not_string", f"`{key}` (mapped to {target}) must be a string.")
+                value = str(value)
+            if value and not value.isspace():
+                parts.append(value)
+        return "\n\n".join(parts)
+
+    def label_of(self, obj: dict) -> Any:
+        value = obj.get(self.label) if self.label else None
+        # A class number (a Parquet int column, a JSON number) is a label like any other.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def metadata_of(self, obj: dict, limits: Limits) -> dict[str, Any]:
+        metadata = {key: obj[key] for key in self.metadata if obj.get(key) is not None}
+        nested = any(isinstance(value, (dict, list)) for value in metadata.values())
+        if nested and _too_deep(metadata, limits.max_depth):
+            raise InvalidExample("too_deep", f"`metadata` is nested deeper than {limits.max_depth} levels.")
+        # The keys are the mapping's (checked); flat text values need no walk through the whole structure.
+        if any("\x00" in value for value in metadata.values() if isinstance(value, str)) or (
+            nested and has_nul(metadata)
+        ):
+            raise InvalidExample("null_character", "`metadata` contains a NUL character (\\u0000).")
+        return metadata
+
+    def count_ignored(self, obj: dict) -> None:
+        if not obj.keys() <= self.named:
+            ignored = self.ignored
+            for key, value in obj.items():
+                # Bounded: a file with a new key on every line must not grow this without end.
+                if key not in self.named and value is not None and (key in ignored or len(ignored) < MAX_IGNORED_KEYS):
+                    ignored[key] += 1
+
+
+def mapping_parse(value: Any) -> ColumnMapping:
+    """A ColumnMapping from its JSON text (or the decoded object); raises MappingError saying what is wrong."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as error:
+            raise MappingError(
+                f"`mapping` is not valid JSON ({_DECODE_POSITION.sub('', str(error))}); send an object such as "
+                f"{MAPPING_EXAMPLE}."
+            ) from None
+    if not isinstance(value, dict):
+        raise MappingError(f"`mapping` must be a JSON object such as {MAPPING_EXAMPLE}.")
+    unknown = [key for key in value if key not in MAPPING_TARGETS]
+    if unknown:
+        raise MappingError(
+            f"`mapping` has unknown target(s) {', '.join(map(repr, unknown))}; use {', '.join(MAPPING_TARGETS)}."
+        )
+    fields: dict[str, Any] = {}
+    for target, names in value.items():
+        if target == "label":
+            if not _key_name(names):
+                raise MappingError("`mapping.label` must be the name of one key (a non-empty string).")
+            fields["label"] = names
+            continue
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names or not all(_key_name(name) for name in names):
+            raise MappingError(
+                f"`mapping.{target}` must be a key name or a non-empty list of key names (non-empty strings of at most"
+                f" {MAX_KEY_NAME} characters)."
+            )
+        fields[target] = tuple(dict.fromkeys(names))
+    missing = [target for target in ("user", "assistant") if target not in fields]
+    if missing:
+        raise MappingError(f"`mapping` must name the key(s) of {' and '.join(missing)}, e.g. {MAPPING_EXAMPLE}.")
+    if sum(len(v) if isinstance(v, tuple) else 1 for v in fields.values()) > MAX_MAPPED_KEYS:
+        raise MappingError(f"`mapping` names more than {MAX_MAPPED_KEYS} keys.")
+    return ColumnMapping(**fields)
+
+
+def _key_name(name: Any) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= MAX_KEY_NAME and "\x00" not in name
+
+
+def mapping_suggest(keys: Iterable[Any]) -> dict[str, Any]:
+    """A mapping guessed from the keys a file's rows carry: common names for the prompt, its context, the answer,
+    the system prompt and the label; every other key goes to metadata. Pure; may lack `user` or `assistant` when no
+    key looks like one (the person completes it)."""
+    keys = list(dict.fromkeys(key for key in keys if isinstance(key, str) and key))
+    by_name: dict[str, str] = {}
+    for key in keys:
+        by_name.setdefault(re.sub(r"[\s\-]+", "_", key.strip().lower()), key)
+    taken: set[str] = set()
+
+    def pick(names: tuple[str, ...]) -> str | None:
+        for name in names:
+            key = by_name.get(name)
+            if key is not None and key not in taken:
+                taken.add(key)
+                return key
+        return None
+
+    system, user, assistant, label = pick(_SYSTEM_NAMES), pick(_USER_NAMES), pick(_ASSISTANT_NAMES), pick(_LABEL_NAMES)
+    context = pick(_CONTEXT_NAMES)
+    suggestion: dict[str, Any] = {}
+    if system:
+        suggestion["system"] = system
+    users = [key for key in (user, context) if key]
+    if users:
+        suggestion["user"] = users[0] if len(users) == 1 else users
+    if assistant:
+        suggestion["assistant"] = assistant
+    if label:
+        suggestion["label"] = label
+    rest = [key for key in keys if key not in taken]
+    if rest:
+        suggestion["metadata"] = rest
+    return suggestion
+
+
+def mapping_hint(obj: Any) -> str:
+    """The sentence an error about an unknown shape ends with: a mapping exists, and one suggested for this row."""
+    suggestion = mapping_suggest(obj) if isinstance(obj, dict) else {}
+    if "user" not in suggestion or "assistant" not in suggestion:
+        example = MAPPING_EXAMPLE
+    else:
+        example = json.dumps(suggestion, ensure_ascii=False)
+        if len(example) > 300:  # a row with many keys: the rest can go to metadata, the hint need not list them
+            example = json.dumps({k: v for k, v in suggestion.items() if k != "metadata"}, ensure_ascii=False)[:300]
+    return (
+        " Rows in another shape import with a column mapping (`mapping=` on the API, --mapping on import_examples),"
+        f" e.g. mapping={example}."
+    )
+
+
+def example_from_row(obj: Any, line: int, *, mapping: ColumnMapping, labels: frozenset[str], limits: Limits):
+    """Build, validate and normalise one example from a flat row through a mapping; raises InvalidExample."""
+    if not isinstance(obj, dict):
+        raise InvalidExample("not_an_object", f"expected an object, got {type(obj).__name__}.")
+    mapping.count_ignored(obj)
+    messages = validate_messages(mapping.messages(obj), max_tokens=limits.max_tokens)
+    label = label_clean(mapping.label_of(obj), labels)
+    metadata = mapping.metadata_of(obj, limits)
+    messages_json = messages_dump(messages)
+    return ParsedExample(line, messages, messages_json, content_hash(messages_json), label, [], metadata)
+
+
 _DECODE_POSITION = re.compile(r": line \d+ column (\d+) \(char \d+\)$")
 
 
-def parse_line(raw: bytes, line: int, *, fmt: str, labels: frozenset[str], limits: Limits) -> ParsedExample | LineError:
+def parse_line(
+    raw: bytes,
+    line: int,
+    *,
+    fmt: str,
+    labels: frozenset[str],
+    limits: Limits,
+    mapping: ColumnMapping | None = None,
+) -> ParsedExample | LineError:
     """Decode and validate one JSONL line."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         return _decode_error(raw, line, error)
+    return parse_object(obj, line, fmt=fmt, labels=labels, limits=limits, mapping=mapping)
+
+
+def parse_object(
+    obj: Any, line: int, *, fmt: str, labels: frozenset[str], limits: Limits, mapping: ColumnMapping | None = None
+) -> ParsedExample | LineError:
+    """Validate one decoded row: through the mapping when there is one, else in the given (or detected) format."""
     try:
+        if mapping is not None:
+            return example_from_row(obj, line, mapping=mapping, labels=labels, limits=limits)
         return example_from_object(obj, line, fmt=fmt, labels=labels, limits=limits)
     except InvalidExample as error:
         return LineError(line, error.code, error.message)
@@ -391,8 +637,35 @@ def _line(number: int, raw: bytes | None, max_line_bytes: int) -> Iterator[tuple
         yield number, raw
 
 
+# A row is (line, decoded object) or the LineError that stopped it from being decoded.
+Row = tuple[int, Any] | LineError
+
+
+def parse_rows(
+    rows: Iterable[Row],
+    *,
+    fmt: str,
+    labels: Iterable[str],
+    limits: Limits,
+    mapping: ColumnMapping | None = None,
+) -> Iterator[ParsedExample | LineError]:
+    """Validate decoded rows: one result per row."""
+    label_set = frozenset(labels)
+    for row in rows:
+        if isinstance(row, LineError):
+            yield row
+        else:
+            yield parse_object(row[1], row[0], fmt=fmt, labels=label_set, limits=limits, mapping=mapping)
+
+
 def read_jsonl(
-    stream: IO[bytes], *, fmt: str, labels: Iterable[str], limits: Limits, max_body_bytes: int
+    stream: IO[bytes],
+    *,
+    fmt: str,
+    labels: Iterable[str],
+    limits: Limits,
+    max_body_bytes: int,
+    mapping: ColumnMapping | None = None,
 ) -> Iterator[ParsedExample | LineError]:
     """Stream a JSONL body: one result per non-blank line."""
     label_set = frozenset(labels)
@@ -400,14 +673,28 @@ def read_jsonl(
         if raw is None:
             yield LineError(number, "line_too_long", f"the line is over the limit of {limits.max_line_bytes} bytes.")
         else:
-            yield parse_line(raw, number, fmt=fmt, labels=label_set, limits=limits)
+            yield parse_line(raw, number, fmt=fmt, labels=label_set, limits=limits, mapping=mapping)
 
 
 def read_json_document(
-    data: bytes, *, fmt: str, labels: Iterable[str], limits: Limits
+    data: bytes, *, fmt: str, labels: Iterable[str], limits: Limits, mapping: ColumnMapping | None = None
 ) -> Iterator[ParsedExample | LineError]:
     """A JSON array of examples (or one example object). "line" is the 1-based position in the array."""
-    label_set = frozenset(labels)
+    return parse_rows(rows_json_document(data), fmt=fmt, labels=labels, limits=limits, mapping=mapping)
+
+
+def rows_jsonl(stream: IO[bytes], *, limits: Limits, max_body_bytes: int) -> Iterator[Row]:
+    for number, raw in read_lines(stream, max_line_bytes=limits.max_line_bytes, max_body_bytes=max_body_bytes):
+        if raw is None:
+            yield LineError(number, "line_too_long", f"the line is over the limit of {limits.max_line_bytes} bytes.")
+            continue
+        try:
+            yield number, orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            yield _decode_error(raw, number, error)
+
+
+def rows_json_document(data: bytes) -> Iterator[Row]:
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
     try:
@@ -415,12 +702,355 @@ def read_json_document(
     except orjson.JSONDecodeError as error:
         yield _decode_error(data, 1, error)
         return
-    items = document if isinstance(document, list) else [document]
-    for number, obj in enumerate(items, start=1):
+    yield from enumerate(document if isinstance(document, list) else [document], start=1)
+
+
+# CSV cells that may hold JSON (a `messages` list, `tags`, `metadata`), as an export to CSV would write them.
+_CSV_JSON_COLUMNS = ("messages", "conversations", "tags", "metadata")
+
+
+def rows_csv(stream: IO[bytes], *, limits: Limits, max_body_bytes: int, chunk_bytes: int = 1 << 20) -> Iterator[Row]:
+    """The rows of a CSV body (comma-separated, double quotes, UTF-8 with or without a BOM), streamed.
+
+    The header row gives the keys (a column without a name becomes `column_<n>`); an empty cell is None.
+    A row's line is the physical line its record starts on, so a record with line breaks inside quotes keeps the
+    line number a text editor shows. Bad UTF-8 or a line over the limit spoils only the record it is in.
+    """
+    if csv.field_size_limit() < limits.max_line_bytes:
+        csv.field_size_limit(limits.max_line_bytes)
+    problems: dict[int, str] = {}  # physical line -> code, filled as the lines are read
+    lines = _csv_lines(stream, limits=limits, max_body_bytes=max_body_bytes, chunk_bytes=chunk_bytes, problems=problems)
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    end = 0
+    while True:
+        start = end + 1
         try:
-            yield example_from_object(obj, number, fmt=fmt, labels=label_set, limits=limits)
-        except InvalidExample as error:
-            yield LineError(number, error.code, error.message)
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            end = reader.line_num
+            yield LineError(start, "invalid_csv", f"not valid CSV: {error}.")
+            continue
+        end = reader.line_num
+        if problems:
+            found = [problems.pop(number) for number in range(start, end + 1) if number in problems]
+            if found:
+                yield _csv_problem(start, found[0], limits)
+                if header is None:
+                    return
+                continue
+        if not record:
+            continue
+        if header is None:
+            header = [name.strip() or f"column_{number}" for number, name in enumerate(record, start=1)]
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                yield LineError(start, "invalid_header", f"the header names a column twice: {', '.join(repeated)}.")
+                return
+            continue
+        if len(record) != len(header):
+            yield LineError(start, "csv_columns", f"the record has {len(record)} fields; the header has {len(header)}.")
+            continue
+        if sum(map(len, record)) > limits.max_line_bytes:
+            yield _csv_problem(start, "line_too_long", limits)
+            continue
+        row = {key: value or None for key, value in zip(header, record, strict=True)}
+        for key in _CSV_JSON_COLUMNS:
+            value = row.get(key)
+            if value and value[0] in "[{":
+                try:
+                    row[key] = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    pass  # left as text: the row's check says what is wrong with it
+        yield start, row
+
+
+def _csv_problem(line: int, code: str, limits: Limits) -> LineError:
+    if code == "invalid_utf8":
+        return LineError(line, code, "the record is not valid UTF-8.")
+    return LineError(line, code, f"the record is over the limit of {limits.max_line_bytes} bytes.")
+
+
+def _csv_lines(
+    stream: IO[bytes], *, limits: Limits, max_body_bytes: int, chunk_bytes: int, problems: dict[int, str]
+) -> Iterator[str]:
+    """Every physical line, decoded, with its line break (the csv module needs them to read quoted line breaks).
+
+    Works a chunk at a time (its complete lines decoded in one go, line by line only when that fails) and, like
+    read_lines, never holds more than a chunk plus one line of max_line_bytes.
+    """
+    max_line = limits.max_line_bytes
+    consumed = 0
+    number = 0
+    pending = b""
+    oversized = False  # the line being read has passed the limit; its bytes are being skipped
+    while True:
+        chunk = stream.read(chunk_bytes)
+        consumed += len(chunk)
+        if consumed > max_body_bytes:
+            raise BodyTooLarge(f"the body is over the limit of {max_body_bytes} bytes.")
+        if chunk:
+            lines = chunk.split(b"\n")
+            lines[0] = pending + lines[0]
+            pending = lines.pop()
+        else:
+            lines, pending = ([pending] if pending or oversized else []), b""
+        if number == 0 and lines and lines[0].startswith(UTF8_BOM):
+            lines[0] = lines[0][len(UTF8_BOM) :]
+        if oversized and lines:
+            lines[0], oversized = b"", False
+            problems[number + 1] = "line_too_long"
+        for index, raw in enumerate(lines):
+            if len(raw) > max_line:
+                lines[index] = b""
+                problems[number + index + 1] = "line_too_long"
+        try:
+            texts = b"\n".join(lines).decode("utf-8").split("\n") if lines else []
+        except UnicodeDecodeError:
+            texts = [_csv_decoded(raw, number + index + 1, problems) for index, raw in enumerate(lines)]
+        number += len(lines)
+        for text in texts:
+            yield text + "\n"
+        if not chunk:
+            return
+        if len(pending) > max_line:
+            oversized, pending = True, b""
+
+
+def _csv_decoded(raw: bytes, number: int, problems: dict[int, str]) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems[number] = "invalid_utf8"
+        return raw.decode("utf-8", "replace")
+
+
+def rows_parquet(stream: IO[bytes], *, max_body_bytes: int, batch_rows: int = 1000) -> Iterator[Row]:
+    """The rows of a Parquet file, read a batch at a time; a row's "line" is its 1-based row number, and 0 stands
+    for the file as a whole. Parquet keeps its index at the end of the file, so a stream that cannot seek (a request
+    body) is spooled to a temporary file first. Dates, decimals and bytes become text, as JSON holds them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    spooled = None
+    try:
+        seekable = getattr(stream, "seekable", None)
+        if seekable is None or not seekable():
+            spooled = stream = _spool(stream, max_body_bytes)
+        try:
+            parquet = pq.ParquetFile(stream)
+        except (pa.ArrowException, OSError, ValueError) as error:
+            yield LineError(0, "invalid_parquet", f"not a readable Parquet file: {error}")
+            return
+        schema = parquet.schema_arrow
+        odd = [name for name, kind in zip(schema.names, schema.types, strict=True) if _odd_type(kind)]
+        number = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=batch_rows):
+                for row in batch.to_pylist():
+                    number += 1
+                    for name in odd:
+                        row[name] = _plain(row[name])
+                    yield number, row
+        except (pa.ArrowException, OSError, ValueError) as error:
+            yield LineError(number + 1, "invalid_parquet", f"the file cannot be read from this row on: {error}")
+    finally:
+        if spooled is not None:
+            spooled.close()
+
+
+def _spool(stream: IO[bytes], max_body_bytes: int, chunk_bytes: int = 1 << 20) -> IO[bytes]:
+    spooled = tempfile.SpooledTemporaryFile(max_size=32 << 20)
+    consumed = 0
+    while chunk := stream.read(chunk_bytes):
+        consumed += len(chunk)
+        if consumed > max_body_bytes:
+            spooled.close()
+            raise BodyTooLarge(f"the body is over the limit of {max_body_bytes} bytes.")
+        spooled.write(chunk)
+    spooled.seek(0)
+    return spooled
+
+
+def _odd_type(kind) -> bool:
+    """Whether a Arrow type gives Python values that JSON cannot hold (dates, decimals, bytes), at any depth."""
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_temporal(kind) or types.is_decimal(kind) or types.is_binary(kind) or types.is_large_binary(kind):
+        return True
+    if types.is_fixed_size_binary(kind):
+        return True
+    if types.is_list(kind) or types.is_large_list(kind) or types.is_fixed_size_list(kind):
+        return _odd_type(kind.value_type)
+    if types.is_struct(kind):
+        return any(_odd_type(kind.field(index).type) for index in range(kind.num_fields))
+    if types.is_map(kind):
+        return _odd_type(kind.key_type) or _odd_type(kind.item_type)
+    return False
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+JSONL_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines"}
+)
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+PARQUET_TYPES = frozenset({"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"})
+PARQUET_MAGIC = b"PAR1"
+
+
+def body_kind(*, requested: str, content_type: str) -> str | None:
+    """How to read a request body: `?format=csv|parquet` first, then its Content-Type; None if unsupported."""
+    if requested in FILE_FORMATS:
+        return requested
+    content_type = content_type.split(";")[0].strip().lower()
+    if content_type in JSONL_TYPES:
+        return "jsonl"
+    if content_type == "application/json":
+        return "json"
+    if content_type in CSV_TYPES:
+        return "csv"
+    if content_type in PARQUET_TYPES:
+        return "parquet"
+    return None
+
+
+def file_kind(*, requested: str = "", name: str = "", content_type: str = "", head: bytes = b"") -> str:
+    """How to read an uploaded file: `?format=csv|parquet`, its extension, its first bytes, then its content type;
+    JSONL when nothing says otherwise."""
+    name = name.lower()
+    content_type = content_type.split(";")[0].strip().lower()
+    if requested in FILE_FORMATS:
+        return requested
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".parquet", ".pq")) or head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if name.endswith(".json") or head.lstrip().startswith((b"[", UTF8_BOM + b"[")):
+        return "json"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if content_type in CSV_TYPES:
+        return "csv"
+    if content_type in PARQUET_TYPES:
+        return "parquet"
+    return "jsonl"
+
+
+def read_rows(kind: str, stream: IO[bytes], *, limits: Limits, max_body_bytes: int) -> Iterator[Row]:
+    """The decoded rows of a body or file of the given kind (jsonl, json, csv or parquet)."""
+    if kind == "csv":
+        return rows_csv(stream, limits=limits, max_body_bytes=max_body_bytes)
+    if kind == "parquet":
+        return rows_parquet(stream, max_body_bytes=max_body_bytes)
+    if kind == "json":
+        return _rows_json_stream(stream, max_body_bytes)
+    return rows_jsonl(stream, limits=limits, max_body_bytes=max_body_bytes)
+
+
+def _rows_json_stream(stream: IO[bytes], max_body_bytes: int, chunk_bytes: int = 1 << 20) -> Iterator[Row]:
+    """A JSON document is parsed whole: read it (in chunks, to stop at the limit) and decode it."""
+    data = bytearray()
+    while chunk := stream.read(chunk_bytes):
+        data += chunk
+        if len(data) > max_body_bytes:
+            raise BodyTooLarge(f"the body is over the limit of {max_body_bytes} bytes.")
+    yield from rows_json_document(bytes(data))
+
+
+def read_input(
+    kind: str,
+    stream: IO[bytes],
+    *,
+    fmt: str,
+    labels: Iterable[str],
+    limits: Limits,
+    max_body_bytes: int,
+    mapping: ColumnMapping | None = None,
+) -> Iterator[ParsedExample | LineError]:
+    """Examples and line-numbered errors from a body or file of the given kind, one result per row."""
+    fmt = "auto" if fmt in FILE_FORMATS else fmt
+    if kind == "jsonl":  # the fast path: no decoded-row step in between
+        return read_jsonl(stream, fmt=fmt, labels=labels, limits=limits, max_body_bytes=max_body_bytes, mapping=mapping)
+    rows = read_rows(kind, stream, limits=limits, max_body_bytes=max_body_bytes)
+    if mapping is None and kind in ("csv", "parquet"):
+        rows = _present(rows)
+    return parse_rows(rows, fmt=fmt, labels=labels, limits=limits, mapping=mapping)
+
+
+def _present(rows: Iterable[Row]) -> Iterator[Row]:
+    """Rows without their empty cells: in a table every row has every column, but an empty `label`, `id` or `input`
+    means "none", as an absent key does in JSON."""
+    for row in rows:
+        if isinstance(row, LineError) or not isinstance(row[1], dict) or None not in row[1].values():
+            yield row
+        else:
+            yield row[0], {key: value for key, value in row[1].items() if value is not None}
+
+
+def import_preview(
+    rows: Iterable[Row],
+    *,
+    kind: str = "jsonl",
+    fmt: str = "auto",
+    labels: Iterable[str],
+    limits: Limits,
+    mapping: ColumnMapping | None = None,
+    count: int = 5,
+    scan: int = 20,
+) -> dict[str, Any]:
+    """What an import would make of a file's first rows, without writing anything: the keys the first `scan` rows
+    carry, whether they need a mapping (they are in no shape the product reads as is), a mapping suggested from the
+    keys, and the first `count` rows as examples or errors under the given mapping (else the suggested one)."""
+    fmt = "auto" if fmt in FILE_FORMATS else fmt
+    label_set = frozenset(labels)
+    head = list(islice(rows, scan))
+    objects = [row[1] for row in head if not isinstance(row, LineError) and isinstance(row[1], dict)]
+    keys = list(dict.fromkeys(key for obj in objects for key in obj))
+    plain_rows = list(_present(head[:count])) if kind in ("csv", "parquet") else head[:count]
+    plain = list(parse_rows(plain_rows, fmt=fmt, labels=label_set, limits=limits))
+    needs_mapping = any(isinstance(r, LineError) and r.code in ("unknown_key", "missing_messages") for r in plain)
+    suggestion = mapping_suggest(keys) if needs_mapping or mapping is not None else None
+    used = mapping
+    if used is None and needs_mapping:
+        try:
+            used = mapping_parse(suggestion)
+        except MappingError:
+            used = None
+    if used is not None:
+        plain = list(parse_rows(head[:count], fmt=fmt, labels=label_set, limits=limits, mapping=used))
+    return {
+        "keys": keys,
+        "needs_mapping": needs_mapping,
+        "suggested_mapping": suggestion,
+        "mapping": used.as_dict() if used is not None else None,
+        "ignored_keys": sorted(used.ignored) if used is not None else [],
+        "rows": [_preview_row(result) for result in plain],
+    }
+
+
+def _preview_row(result: ParsedExample | LineError) -> dict[str, Any]:
+    if isinstance(result, LineError):
+        return {"line": result.line, "example": None, "error": result.as_dict()}
+    example = {"messages": result.messages, "label": result.label, "tags": result.tags, "metadata": result.metadata}
+    return {"line": result.line, "example": example, "error": None}
 
 
 def example_to_json_line(messages: Any, label: str, tags: list[str], metadata: dict, *, messages_only: bool) -> bytes:

@@ -1,4 +1,5 @@
-// Upload a JSONL or JSON file to the import API with a progress bar, then show its line-numbered report.
+// Upload a JSONL, JSON, CSV or Parquet file to the import API with a progress bar, then show its line-numbered
+// report. Choosing a file first previews its first rows, with a column mapping suggested when they need one.
 (function () {
   "use strict";
 
@@ -23,15 +24,34 @@
     const box = section.querySelector("[data-upload-report]");
     box.replaceChildren();
     if (!report || report.created === undefined) {
-      box.append(text("p", (report && report.detail) || "The upload failed (" + status + ").", "banner error"));
+      // A refused request: {"detail": ...}, or a field's messages such as {"mapping": ["..."]}.
+      const field = report && Object.keys(report).find(function (key) {
+        return Array.isArray(report[key]);
+      });
+      const message = report && (report.detail || (field && field + ": " + report[field].join(" ")));
+      box.append(text("p", message || "The upload failed (" + status + ").", "banner error"));
       return;
     }
     const ok = status === 201;
-    const summary = ok
-      ? "Imported: " + report.created + " created, " + report.duplicates + " duplicates skipped, " +
-        report.rejected + " rejected."
-      : "Nothing was written: " + report.rejected + " line(s) have errors (atomic mode). Fix them, or upload in partial mode.";
-    box.append(text("p", summary, "banner " + (ok ? "success" : "error")));
+    let summary;
+    if (report.status === "succeeded") {
+      summary = "Imported: " + report.created + " created, " + report.duplicates + " duplicates skipped, " +
+        report.rejected + " rejected.";
+    } else if (report.status === "partial") {
+      summary = "Imported in part: " + report.created + " created, " + report.duplicates + " duplicates skipped, " +
+        report.rejected + " rejected (listed below).";
+    } else if (!report.total_lines) {
+      summary = "Nothing was written: the file holds no examples.";
+    } else if (report.mode === "atomic") {
+      summary = "Nothing was written: " + report.rejected + " line(s) have errors (atomic mode). Fix them, or upload in partial mode.";
+    } else {
+      summary = "Nothing was written: every line (" + report.rejected + ") was rejected.";
+    }
+    box.append(text("p", summary, "banner " + (report.status === "succeeded" ? "success" : ok ? "warn" : "error")));
+    const ignored = Object.keys(report.ignored_keys || {});
+    if (ignored.length) {
+      box.append(text("p", "Not imported (the mapping does not name them): " + ignored.join(", ") + ".", "muted"));
+    }
     if (report.errors.length) {
       const table = document.createElement("table");
       table.className = "grid";
@@ -50,6 +70,52 @@
     }
   }
 
+  // The first megabyte is enough to preview a text file; a Parquet file keeps its index at the end, so it goes whole.
+  function preview(section, form, withMapping) {
+    const file = form.elements.file.files[0];
+    const box = section.querySelector("[data-upload-preview]");
+    if (!file) {
+      box.replaceChildren();
+      return;
+    }
+    const data = new FormData();
+    data.append("file", /\.(parquet|pq)$/i.test(file.name) ? file : file.slice(0, 1 << 20), file.name);
+    const mapping = form.querySelector("[data-upload-mapping]");
+    if (withMapping && mapping) {
+      data.append("mapping", mapping.value);
+    }
+    fetch(section.dataset.previewUrl, {
+      method: "POST",
+      body: data,
+      headers: { "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+    })
+      .then(function (response) {
+        return response.text();
+      })
+      .then(function (html) {
+        box.innerHTML = html;
+      })
+      .catch(function () {
+        box.replaceChildren(text("p", "The preview did not reach the server.", "banner error"));
+      });
+  }
+
+  document.addEventListener("change", function (event) {
+    const form = event.target.closest("[data-upload-form]");
+    if (form && event.target.name === "file") {
+      preview(form.closest("[data-upload]"), form, false);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-upload-repreview]");
+    if (button) {
+      const form = button.closest("[data-upload-form]");
+      preview(form.closest("[data-upload]"), form, true);
+    }
+  });
+
   document.addEventListener("submit", function (event) {
     const form = event.target.closest("[data-upload-form]");
     if (!form) {
@@ -66,7 +132,12 @@
     const data = new FormData();
     data.append("file", file);
     const request = new XMLHttpRequest();
-    request.open("POST", section.dataset.url + "?mode=" + encodeURIComponent(form.elements.mode.value));
+    let url = section.dataset.url + "?mode=" + encodeURIComponent(form.elements.mode.value);
+    const mapping = form.querySelector("[data-upload-mapping]");
+    if (mapping && mapping.value.trim()) {
+      url += "&mapping=" + encodeURIComponent(mapping.value.trim());
+    }
+    request.open("POST", url);
     request.setRequestHeader("X-CSRFToken", csrfToken());
     request.setRequestHeader("Accept", "application/json");
     progress.hidden = false;

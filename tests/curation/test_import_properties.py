@@ -22,7 +22,7 @@ CODES = {
     "messages_not_list", "empty_messages", "message_not_object", "missing_role", "missing_content", "unknown_key",
     "unknown_role", "content_not_string", "empty_content", "no_assistant_message", "too_many_tokens",
     "invalid_label", "unknown_label", "invalid_tags", "invalid_metadata", "invalid_name", "invalid_weight",
-    "invalid_id", "null_character", "unknown_format",
+    "invalid_id", "null_character", "unknown_format", "missing_value", "invalid_csv", "csv_columns", "invalid_header",
 }  # fmt: skip
 
 json_values = st.recursive(
@@ -81,9 +81,39 @@ def test_the_import_api_never_fails_and_an_atomic_error_writes_nothing(project, 
     report = response.json()
     if response.status_code == 400:
         assert Example.objects.filter(project=project).count() == before
-        assert all(isinstance(error["line"], int) and error["line"] >= 1 for error in report.get("errors", []))
+        assert report["status"] == "failed"
+        # Line 0 is the input as a whole: only an input without a single line says so.
+        for error in report["errors"]:
+            assert isinstance(error["line"], int) and (error["line"] >= 1 or error["code"] == "no_examples")
     else:
-        assert report["rejected"] == 0
+        assert (report["status"], report["rejected"]) == ("succeeded", 0)
+
+
+csv_cells = st.text(alphabet=st.sampled_from('ab ,"\n\r\x00é'), max_size=12)
+csv_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.lists(csv_cells, min_size=1, max_size=4), max_size=6).map(
+        lambda rows: "\n".join(",".join(row) for row in [["question", "answer", "label"], *rows]).encode()
+    ),
+)
+MAPPING = formats.mapping_parse('{"user": "question", "assistant": ["answer"], "label": "label", "metadata": ["x"]}')
+
+
+@given(body=csv_bodies, chunk=st.sampled_from([1, 7, 1 << 20]))
+@settings(max_examples=300, deadline=None, derandomize=DERANDOMIZE)
+def test_any_csv_body_gives_examples_or_line_numbered_errors(body, chunk):
+    rows = list(formats.rows_csv(io.BytesIO(body), limits=LIMITS, max_body_bytes=10**6, chunk_bytes=chunk))
+    check(list(formats.parse_rows(rows, fmt="auto", labels=["P1"], limits=LIMITS, mapping=MAPPING)), body)
+    check(list(formats.parse_rows(rows, fmt="auto", labels=["P1"], limits=LIMITS)), body)
+    # However the body is cut into chunks, the same rows come out.
+    assert rows == list(formats.rows_csv(io.BytesIO(body), limits=LIMITS, max_body_bytes=10**6))
+
+
+@given(body=bodies)
+@settings(max_examples=200, deadline=None, derandomize=DERANDOMIZE)
+def test_any_jsonl_body_through_a_mapping_gives_examples_or_errors(body):
+    options = {"fmt": "auto", "labels": ["P1", "P2"], "limits": LIMITS, "mapping": MAPPING}
+    check(list(formats.read_jsonl(io.BytesIO(body), max_body_bytes=10**6, **options)), body)
 
 
 @pytest.mark.django_db
