@@ -1,6 +1,8 @@
-// The review panel's keyboard, focus and lock handling. Everything else is htmx and plain HTML.
+// The review panel: keyboard, focus, locks, and long texts (editors fit their text, folds, rendered / raw).
 (function () {
   "use strict";
+
+  document.documentElement.classList.add("js"); // the stylesheet lets the script size the editors
 
   function panel() {
     return document.querySelector("[data-review-panel]");
@@ -38,11 +40,142 @@
   }
 
   function editAnswer() {
-    const answer = panel() && panel().querySelector("textarea[data-answer]");
+    const answers = panel() ? panel().querySelectorAll("textarea[data-answer]") : [];
+    const answer = answers[answers.length - 1]; // the answer the example trains: the last one
     if (answer) {
+      showRendered(false);
       answer.focus();
       answer.setSelectionRange(answer.value.length, answer.value.length);
     }
+  }
+
+  // Long texts. Every editor is as tall as its text, so nothing hides behind an inner scroll bar; a long user turn
+  // starts folded (o unfolds every one, and the choice is kept for the next examples); m shows the turns rendered
+  // from Markdown by the server, or raw.
+  function fit(area) {
+    if (!area.offsetParent) {
+      return; // not shown (a folded system prompt, the rendered view): fitted when it shows
+    }
+    const top = window.scrollY;
+    area.style.height = "auto";
+    area.style.height = area.scrollHeight + area.offsetHeight - area.clientHeight + "px";
+    window.scrollTo(window.scrollX, top);
+  }
+
+  function fitAll() {
+    if (panel()) {
+      panel().querySelectorAll("textarea[data-autosize]").forEach(fit);
+    }
+  }
+
+  function remembered(key) {
+    try {
+      return window.localStorage.getItem("fineline." + key) === "1";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function remember(key, on) {
+    try {
+      window.localStorage.setItem("fineline." + key, on ? "1" : "0");
+    } catch (error) {
+      // private mode: the choice lasts for this example only
+    }
+  }
+
+  function setFolded(turn, folded) {
+    turn.classList.toggle("folded", folded);
+    const button = turn.querySelector("[data-fold]");
+    if (button) {
+      button.textContent = folded ? button.dataset.more : button.dataset.less;
+      button.setAttribute("aria-expanded", folded ? "false" : "true");
+    }
+    const area = turn.querySelector("textarea[data-autosize]");
+    if (area) {
+      fit(area);
+    }
+  }
+
+  function unfoldAll(open) {
+    const current = panel();
+    if (!current) {
+      return;
+    }
+    current.querySelectorAll("[data-long]").forEach((turn) => setFolded(turn, !open));
+    current.querySelectorAll("details[data-system]").forEach((details) => {
+      details.open = open;
+    });
+    fitAll();
+  }
+
+  function toggleLong() {
+    const current = panel();
+    if (!current) {
+      return;
+    }
+    const folded =
+      current.querySelector("[data-long].folded") !== null ||
+      current.querySelector("details[data-system]:not([open])") !== null;
+    unfoldAll(folded);
+    remember("unfold", folded);
+  }
+
+  function renderChanged(conversation) {
+    const url = panel().dataset.renderUrl;
+    conversation.querySelectorAll("textarea[data-autosize]").forEach((area) => {
+      const target = area.parentElement.querySelector("[data-rendered]");
+      const shown = area.dataset.renderedValue === undefined ? area.defaultValue : area.dataset.renderedValue;
+      if (!target || !url || area.value === shown) {
+        return;
+      }
+      area.dataset.renderedValue = area.value;
+      const body = new URLSearchParams({ text: area.value });
+      fetch(url, { method: "POST", headers: { "X-CSRFToken": csrfToken() }, body: body })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          target.innerHTML = html; // the server's rendering: raw HTML in the text is escaped there
+        })
+        .catch(() => {
+          delete area.dataset.renderedValue;
+        });
+    });
+  }
+
+  function showRendered(on) {
+    const current = panel();
+    const conversation = current && current.querySelector("[data-conversation]");
+    if (!conversation) {
+      return;
+    }
+    if (on) {
+      renderChanged(conversation);
+    }
+    conversation.classList.toggle("show-rendered", on);
+    const button = current.querySelector('[data-key="render"]');
+    if (button) {
+      button.textContent = on ? "show raw" : "show rendered";
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    }
+    if (!on) {
+      fitAll();
+    }
+  }
+
+  function toggleRendered() {
+    const conversation = panel() && panel().querySelector("[data-conversation]");
+    const on = !(conversation && conversation.classList.contains("show-rendered"));
+    showRendered(on);
+    remember("rendered", on);
+  }
+
+  // A new example: the reader's choices (unfolded, rendered) carry over, and every editor fits its text.
+  function preparePanel() {
+    if (remembered("unfold")) {
+      unfoldAll(true);
+    }
+    showRendered(remembered("rendered"));
+    fitAll();
   }
 
   const keys = {
@@ -60,6 +193,8 @@
         box.click();
       }
     },
+    o: toggleLong,
+    m: toggleRendered,
     h: () => {
       const url = panel() && panel().dataset.historyUrl;
       if (url) {
@@ -106,11 +241,16 @@
   });
 
   document.addEventListener("click", function (event) {
-    const target = event.target.closest("[data-keep-mine], [data-key=help]");
+    const target = event.target.closest("[data-keep-mine], [data-key=help], [data-key=render], [data-fold]");
     if (!target) {
       return;
     }
-    if (target.matches("[data-keep-mine]")) {
+    if (target.matches("[data-fold]")) {
+      const turn = target.closest("[data-long]");
+      setFolded(turn, !turn.classList.contains("folded"));
+    } else if (target.matches("[data-key=render]")) {
+      toggleRendered();
+    } else if (target.matches("[data-keep-mine]")) {
       // After a conflict: submit the expert's version, now based on the current version, with their decision.
       click('[data-decision="' + target.dataset.keepMine + '"]');
     } else {
@@ -121,9 +261,39 @@
   // After the next example slides in, focus lands on the panel so the next keystroke is a shortcut.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "review") {
+      preparePanel();
       focusPanel();
       updateLock();
     }
+  });
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("textarea[data-autosize]")) {
+      fit(event.target);
+    }
+  });
+
+  // Tabbing into a folded turn unfolds it; opening the system prompt fits its editor ("toggle" does not bubble).
+  document.addEventListener("focusin", function (event) {
+    const turn = event.target.closest && event.target.closest("[data-long].folded");
+    if (turn && event.target.matches("textarea")) {
+      setFolded(turn, false);
+    }
+  });
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      if (event.target.matches && event.target.matches("details[data-system]")) {
+        event.target.querySelectorAll("textarea[data-autosize]").forEach(fit);
+      }
+    },
+    true
+  );
+
+  let resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(fitAll, 150); // a new width wraps the lines anew
   });
 
   // A 409 (conflict, lock) or 422 (a rule broken) still carries the panel to show: swap it in.
@@ -168,6 +338,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    preparePanel();
     focusPanel();
     updateLock();
   });

@@ -1,0 +1,24 @@
+"""Filters of the curation pages: Markdown rendered without raw HTML, and the starting height of a text's editor."""
+
+from django import template
+from django.utils.safestring import mark_safe
+
+from curation import text
+
+register = template.Library()
+
+
+@register.filter
+def markdown(value: str) -> str:
+    return mark_safe(text.markdown_html(value))  # markdown-it escapes every character of the text (html off)
+
+
+@register.filter
+def editor_rows(value: str) -> int:
+    return text.editor_rows(value)
+
+
+@register.filter
+def long_turn(message: dict) -> bool:
+    """A user or system turn long enough to start folded; the assistant's answers are always shown whole."""
+    return message.get("role") in ("user", "system") and len(message.get("content", "")) > text.LONG_TURN_CHARS
