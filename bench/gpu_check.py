@@ -112,9 +112,10 @@ def tiny_local_end_to_end(steps: int) -> dict:
         model, tokenizer = sft.load_for_inference(base, result.adapter_dir)
         answers = sft.generate(model, tokenizer, [row["messages"][:-1] for row in test])
     fits = formats.answer_checker(demo.OUTPUT_FORMAT)
+    start = next(entry for entry in log if entry["event"] == "start")
     return {
-        "device": log[0]["device"],
-        "dtype": log[0]["dtype"],
+        "device": start["device"],
+        "dtype": start["dtype"],
         "build_seconds": built,
         "train_seconds": trained,
         "steps": result.steps,

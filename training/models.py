@@ -28,6 +28,14 @@ class TrainingRun(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
+    stage = models.CharField(
+        max_length=100, blank=True, help_text="What the worker does before the first step (building the base...)."
+    )
+    stage_step = models.PositiveIntegerField(default=0, help_text="The stage's progress: done of stage_total.")
+    stage_total = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="What the run found in its data, e.g. the examples it truncated."
+    )
     metrics = models.JSONField(default=list, blank=True, help_text="One entry per logged step: loss, accuracy...")
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast, Length
 
+from curation import quality
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Project
 
@@ -18,7 +19,7 @@ from .models import TrainingRun
 from .recipes import estimate, tiny_local
 
 TINY_LOCAL = tiny_local.NAME
-CHARS_PER_TOKEN = 4.0  # until the base model's tokenizer has counted a sample
+CHARS_PER_TOKEN = 4.0  # until a quality scan has measured the project's own ratio
 
 
 def base_model_choices() -> list[str]:
@@ -66,11 +67,14 @@ def base_model_shape(base_model: str) -> tuple[estimate.Shape | None, str]:
 
 
 def version_train_stats(*, version: DatasetVersion) -> dict[str, int]:
-    """Examples in the training split and an estimate of their tokens (characters / 4), from one aggregate."""
+    """Examples in the training split and an estimate of their tokens from one aggregate: their characters over the
+    project's characters per token as its last quality scan counted them (CHARS_PER_TOKEN before any scan)."""
     row = version.items.filter(split="train").aggregate(
         examples=Count("id"), chars=Sum(Length(Cast("messages", TextField())))
     )
-    return {"examples": row["examples"] or 0, "tokens": int((row["chars"] or 0) / CHARS_PER_TOKEN)}
+    scan = curation_selectors.quality_scan_latest(project=version.project)
+    ratio = (scan.stats.get("chars_per_token") if scan else None) or CHARS_PER_TOKEN
+    return {"examples": row["examples"] or 0, "tokens": int((row["chars"] or 0) / ratio)}
 
 
 def measured_tokens_per_second(*, project: Project, base_model: str) -> tuple[float, TrainingRun] | None:
@@ -91,13 +95,36 @@ def measured_tokens_per_second(*, project: Project, base_model: str) -> tuple[fl
 def training_run_preflight(
     *, project: Project, version: DatasetVersion | None, base_model: str, method: str, options: dict[str, Any]
 ) -> dict[str, Any]:
-    """What the lead sees before launching: readiness, then the estimates (training_run_estimate)."""
-    readiness = curation_selectors.readiness(project=project)
+    """What the lead sees before launching: readiness at the run's max length, the training examples longer than
+    it (named: a run cuts them), then the estimates (training_run_estimate)."""
+    max_length = run_max_length(project=project, options=options)
+    readiness = curation_selectors.readiness(project=project, max_length=max_length)
     failing = [check["id"] for check in readiness["checks"] if not check["passed"]]
     figures = training_run_estimate(
         project=project, version=version, base_model=base_model, method=method, options=options
     )
-    return {"readiness": readiness, "failing_checks": failing, **figures}
+    over_length = None
+    if version is not None:
+        over_length = curation_selectors.over_length_examples(
+            project=project, max_length=max_length, version=version, split="train"
+        )
+        if over_length is not None and over_length["count"]:
+            figures["warnings"].append(
+                quality.over_length_summary(over_length, what=f"training examples of v{version.number}")
+                + " The run will cut them at its max length, and leave out any whose answer is cut whole."
+            )
+    return {
+        "readiness": readiness,
+        "failing_checks": failing,
+        "max_length": max_length,
+        "over_length": over_length,
+        **figures,
+    }
+
+
+def run_max_length(*, project: Project, options: dict[str, Any]) -> int:
+    """The max length a run with these options takes: its own, else the project's (training_run_create)."""
+    return int(options.get("max_seq_length") or project.max_seq_length)
 
 
 def training_run_estimate(
@@ -106,7 +133,7 @@ def training_run_estimate(
     """Trainable share, GPU memory and GPUs, steps and time, and warnings; without a version, no steps or time."""
     from .recipes.sft import SFTConfig
 
-    defaults = SFTConfig(base_model=base_model)
+    defaults = SFTConfig(base_model=base_model, max_seq_length=run_max_length(project=project, options=options))
     get = lambda name: options.get(name) if options.get(name) not in (None, "") else getattr(defaults, name)  # noqa: E731
     result: dict[str, Any] = {"base_model": base_model, "method": method, "warnings": []}
     shape, source = base_model_shape(base_model)

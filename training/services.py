@@ -107,7 +107,9 @@ def training_run_create(
     if method not in ("lora", "full"):
         raise ServiceError("`method` must be lora or full.", field="method")
     options = training_options_clean(dict(options or {}))
-    verdict = curation_selectors.readiness(project=project)
+    # A run takes the project's max length unless told otherwise: the length readiness and the dashboard judge by.
+    options.setdefault("max_seq_length", project.max_seq_length)
+    verdict = curation_selectors.readiness(project=project, max_length=options["max_seq_length"])
     if not verdict["ready"] and not override_readiness.strip():
         failing = ", ".join(check["id"] for check in verdict["checks"] if not check["passed"])
         raise ServiceError(
@@ -244,11 +246,26 @@ def runs_dir() -> Path:
     return Path(settings.VAR_DIR) / "runs"
 
 
-def base_model_path(run: TrainingRun, train_rows: list[dict]) -> str:
+def base_model_path(run: TrainingRun, train_rows: list[dict], on_log=None) -> str:
+    """The run's base model; tiny-local is built here (or found in the cache), its stages reported to `on_log`."""
     if run.base_model != TINY_LOCAL:
         return run.base_model
+    if on_log is not None:
+        on_log({"event": "build", "stage": "sampling the base's pretraining corpus"})
     documents = tiny_local.corpus_documents(row["messages"] for row in train_rows)
-    return str(tiny_local.build(documents, Path(settings.VAR_DIR) / "models"))
+    return str(tiny_local.build(documents, Path(settings.VAR_DIR) / "models", on_log=on_log))
+
+
+def _truncation_line(truncation: dict) -> str:
+    """'8 of 322 training examples were longer than 1024 tokens and were cut (3 lost their whole answer and were left
+    out): #12, #40...'"""
+    named = ", ".join(f"#{example_id}" for example_id in truncation["truncated_ids"])
+    more = " ..." if truncation["truncated"] > len(truncation["truncated_ids"]) else ""
+    dropped = f" ({truncation['dropped']:,} lost their whole answer and were left out)" if truncation["dropped"] else ""
+    return (
+        f"{truncation['truncated']:,} of {truncation['examples']:,} training examples were longer than "
+        f"{truncation['max_seq_length']:,} tokens and were cut{dropped}: {named}{more}"
+    )
 
 
 def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
@@ -260,17 +277,28 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         return None
     run = TrainingRun.objects.select_related("dataset_version", "project").get(pk=run_id)
     TrainingRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
-    items = run.dataset_version.items.order_by("id").values_list("split", "messages", "label")
+    items = run.dataset_version.items.order_by("id").values_list("split", "messages", "label", "example_id")
     rows = {"train": [], "val": []}
-    for split, messages, label in items.iterator(2000):
-        if split in rows:
-            rows[split].append({"messages": messages, "label": label})
+    for split, messages, label, example_id in items.iterator(2000):
+        if split in rows:  # the example's id names it when the recipe reports it truncated
+            rows[split].append({"messages": messages, "label": label, "id": example_id})
     out_dir = runs_dir() / f"run-{run.pk}"
-    state = {"metrics": list(run.metrics), "log": run.log}
+    state = {"metrics": list(run.metrics), "log": run.log, "summary": dict(run.summary)}
 
     def on_log(entry: dict) -> None:
         changes: dict[str, Any] = {}
-        if entry["event"] == "start":
+        if entry["event"] == "build":
+            # Before the first step: building the base, tokenizing the examples. The page shows the stage.
+            changes.update(stage=entry["stage"], stage_step=entry.get("step", 0), stage_total=entry.get("total", 0))
+            line = entry["stage"]
+            if entry.get("total"):
+                line += f" {entry['step']}/{entry['total']}"
+            if "loss" in entry:
+                line += f" loss {entry['loss']}"
+            if "characters" in entry:
+                line += f" ({entry['documents']:,} documents, {entry['characters']:,} characters)"
+            state["log"] += f"{line} ({entry['elapsed']:.0f} s)\n" if "elapsed" in entry else f"{line}\n"
+        elif entry["event"] == "start":
             # a resumed run repeats the steps after its checkpoint: the series keeps one entry per step
             state["metrics"] = [m for m in state["metrics"] if m["step"] <= entry["step"]]
             changes["metrics"] = state["metrics"]
@@ -280,7 +308,16 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 device=entry["device"],
                 total_steps=entry["total"],
                 step=entry["step"],
+                stage="",
+                stage_step=0,
+                stage_total=0,
             )
+            truncation = entry.get("truncation")
+            if truncation is not None:
+                state["summary"]["truncation"] = truncation
+                changes["summary"] = state["summary"]
+                if truncation["truncated"]:
+                    state["log"] += _truncation_line(truncation) + "\n"
             resumed = f", resumed from {entry['resumed_from']}" if entry.get("resumed_from") else ""
             where = (
                 f"{entry['processes']} processes on {entry['device']}"
@@ -304,7 +341,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     heartbeat = _Heartbeat(run.pk, worker)
     heartbeat.start()
     try:
-        base = base_model_path(run, rows["train"])
+        base = base_model_path(run, rows["train"], on_log=on_log)
         options = {key: value for key, value in run.config.items() if key in _recipe_fields()}
         if "lora_targets" in options:
             options["lora_targets"] = tuple(options["lora_targets"])

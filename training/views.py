@@ -28,6 +28,7 @@ def _form(request, project, data=None) -> TrainingRunForm:
     base = base_models[0] if base_models else selectors.TINY_LOCAL
     preset = "tiny-local-demo" if base == selectors.TINY_LOCAL else "lora-default"
     initial = TrainingRunForm.initial_for(preset, base, latest.number if latest else None)
+    initial["max_seq_length"] = project.max_seq_length  # a run's default: the length readiness judges by
     return TrainingRunForm(initial=initial, project=project, base_models=base_models)
 
 

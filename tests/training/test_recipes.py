@@ -50,7 +50,7 @@ def test_lora_learns_the_answer_format_and_the_adapter_reloads(base, tmp_path):
     losses = [entry["loss"] for entry in log if entry["event"] == "step"]
     early, late = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert result.steps == 80 and late < early * 0.75, losses
-    start = log[0]
+    start = next(entry for entry in log if entry["event"] == "start")
     assert start["trainable_params"] == 65536 and start["trainable_params"] / start["total_params"] < 0.06
     assert any("val_token_accuracy" in entry for entry in log)
     assert (result.adapter_dir / "adapter_model.safetensors").exists()
@@ -80,7 +80,7 @@ def test_a_cancelled_run_resumes_from_its_last_complete_checkpoint(base, tmp_pat
     (out / "checkpoints" / "step-30").mkdir()  # a checkpoint cut off mid-write: no COMPLETE marker
     second = []
     result = sft.run(config(base, max_steps=40), TRAIN, VAL, out, on_log=second.append)
-    assert second[0]["resumed_from"] == "step-20"
+    assert next(entry for entry in second if entry["event"] == "start")["resumed_from"] == "step-20"
     assert [e["step"] for e in second if e["event"] == "step"] == list(range(21, 41))
     assert result.steps == 40 and result.adapter_dir is not None
     assert not (out / "checkpoints" / "step-20.tmp").exists()

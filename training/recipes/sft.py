@@ -81,16 +81,46 @@ def load_tokenizer(base_model: str):
 
 def encode(tokenizer, rows: list[dict], max_seq_length: int) -> list[tuple[list[int], list[int]]]:
     """(input ids, labels) per example; labels are -100 everywhere but the assistant's tokens."""
+    return encode_counted(tokenizer, rows, max_seq_length)[0]
+
+
+TRUNCATED_NAMED = 20  # truncated examples named in the report (the count covers them all)
+
+
+def encode_counted(
+    tokenizer, rows: list[dict], max_seq_length: int, chunk: int = 128
+) -> tuple[list[tuple[list[int], list[int]]], dict]:
+    """`encode`, and what it cut: the examples whose whole sequence (chat template included) was longer than
+    `max_seq_length` before truncation, named by their `id` (or their index when rows have none), and how many of
+    them lost every answer token and were left out. Rows are tokenized a chunk at a time (the tokenizer uses every
+    core)."""
     encoded = []
-    for row in rows:
+    truncated: list = []
+    dropped = longest = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
         out = tokenizer.apply_chat_template(
-            row["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            [row["messages"] for row in part], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
         )
-        ids, mask = out["input_ids"][:max_seq_length], out["assistant_masks"][:max_seq_length]
-        labels = [token if keep else -100 for token, keep in zip(ids, mask, strict=True)]
-        if any(label != -100 for label in labels):
-            encoded.append((ids, labels))
-    return encoded
+        for offset, (all_ids, all_mask) in enumerate(zip(out["input_ids"], out["assistant_masks"], strict=True)):
+            longest = max(longest, len(all_ids))
+            ids, mask = all_ids[:max_seq_length], all_mask[:max_seq_length]
+            labels = [token if keep else -100 for token, keep in zip(ids, mask, strict=True)]
+            kept = any(label != -100 for label in labels)
+            if len(all_ids) > max_seq_length:
+                truncated.append(part[offset].get("id", start + offset))
+                dropped += not kept
+            if kept:
+                encoded.append((ids, labels))
+    report = {
+        "examples": len(rows),
+        "max_seq_length": max_seq_length,
+        "truncated": len(truncated),
+        "truncated_ids": truncated[:TRUNCATED_NAMED],
+        "dropped": dropped,
+        "longest": longest,
+    }
+    return encoded, report
 
 
 def pack(encoded: list[tuple[list[int], list[int]]], max_seq_length: int, pad_id: int):
@@ -210,10 +240,15 @@ def run(
         on_log = lambda entry: None  # noqa: E731
     tokenizer = load_tokenizer(config.base_model)
     pad_id = tokenizer.pad_token_id
-    train = encode(tokenizer, train_rows, config.max_seq_length)
+    on_log({"event": "build", "stage": f"tokenizing {len(train_rows):,} training examples"})
+    train, truncation = encode_counted(tokenizer, train_rows, config.max_seq_length)
     val = encode(tokenizer, val_rows, config.max_seq_length)
     if not train:
-        raise ValueError("no training example has an assistant turn within max_seq_length")
+        raise ValueError(
+            f"no training example has an assistant turn within max_seq_length {config.max_seq_length}: "
+            f"{truncation['dropped']:,} of {len(train_rows):,} lost every answer token to truncation (the longest "
+            f"has {truncation['longest']:,} tokens)"
+        )
     efficiency = None
     if config.packing:
         train, efficiency = pack(train, config.max_seq_length, pad_id)
@@ -260,6 +295,7 @@ def run(
             "resumed_from": resumed.name if resumed else None,
             "packing_efficiency": efficiency,
             "train_examples": len(train_rows),
+            "truncation": truncation,
             "processes": world,
         }
     )
