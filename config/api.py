@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from curation.api import bulk_views
 from curation.api import quality_views as quality
 from curation.api import views as curation
 from curation.services import ServiceError
@@ -22,8 +23,10 @@ urlpatterns = [
     *router.urls,
     path("projects/<slug:slug>/members/", curation.MemberView.as_view(), name="project-members"),
     path("projects/<slug:slug>/examples/", examples, name="example-list"),
+    path("projects/<slug:slug>/examples/bulk/", bulk_views.ExampleBulkView.as_view(), name="example-bulk"),
     path("projects/<slug:slug>/examples/<int:pk>/", example, name="example-detail"),
     path("projects/<slug:slug>/imports/", curation.ImportView.as_view(), name="import-list"),
+    path("projects/<slug:slug>/imports/preview/", curation.ImportPreviewView.as_view(), name="import-preview"),
     path("projects/<slug:slug>/imports/<int:pk>/", curation.ImportDetailView.as_view(), name="import-detail"),
     path("projects/<slug:slug>/imports/<int:pk>/errors/", curation.ImportErrorsView.as_view(), name="import-errors"),
     path("projects/<slug:slug>/export/", curation.ExportView.as_view(), name="export"),

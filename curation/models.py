@@ -233,8 +233,9 @@ class ImportJob(models.Model):
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        SUCCEEDED = "succeeded", "Succeeded"  # every line kept or a duplicate
+        PARTIAL = "partial", "Partial"  # some lines rejected, the others kept (partial mode)
+        FAILED = "failed", "Failed"  # nothing kept: an error in atomic mode, or every line rejected
 
     class Mode(models.TextChoices):
         ATOMIC = "atomic", "Atomic: any error writes nothing"
@@ -252,6 +253,10 @@ class ImportJob(models.Model):
     rejected_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     errors_truncated = models.BooleanField(default=False)
+    mapping = models.JSONField(null=True, blank=True, help_text="The column mapping the rows were read through.")
+    ignored_keys = models.JSONField(
+        default=dict, blank=True, help_text="Keys the mapping does not name, with the number of rows that had each."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -259,7 +264,7 @@ class ImportJob(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["running", "succeeded", "failed"]), name="importjob_status_valid"
+                condition=Q(status__in=["running", "succeeded", "partial", "failed"]), name="importjob_status_valid"
             ),
             models.CheckConstraint(condition=Q(mode__in=["atomic", "partial"]), name="importjob_mode_valid"),
         ]

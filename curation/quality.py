@@ -150,6 +150,15 @@ class Check:
     passed: bool
     detail: str
     threshold: str
+    # "unmeasured": the data cannot tell yet (nothing approved, no scan, no version); such a check never passes.
+    # Otherwise "passed" or "failed", from `passed`.
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status == "unmeasured":
+            self.passed = False
+        else:
+            self.status = "passed" if self.passed else "failed"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +171,48 @@ def label_deficits(label_counts: dict[str, int], *, max_ratio: float) -> dict[st
     largest = max(label_counts.values())
     floor = math.ceil(largest / max_ratio)
     return {label: floor - count for label, count in label_counts.items() if count < floor}
+
+
+def over_length_summary(lengths: dict[str, Any], what: str = "approved examples") -> str:
+    """'3 approved examples are longer than 1,024 tokens: #12 (3,100), #40 (1,200) and 1 more (estimated).' from
+    selectors.over_length_examples; '' when none is."""
+    count, limit = lengths["count"], lengths["max_length"]
+    if not count:
+        return ""
+    named = lengths["examples"]
+    names = ", ".join(f"#{example['id']} ({example['tokens']:,})" for example in named)
+    more = f" and {count - len(named):,} more" if count > len(named) else ""
+    how = "" if lengths["exact"] else " (estimated)"
+    least = "" if lengths["complete"] else "At least "
+    are = f"{what} are" if count > 1 or least else f"{what.replace('examples', 'example', 1)} is"
+    return f"{least}{count:,} {are} longer than {limit:,} tokens{how}: {names}{more}."
+
+
+def token_length_check(lengths: dict[str, Any] | None, *, scanned: bool) -> Check:
+    """No approved example longer than the max length a run would use: a run cuts such an example, and drops it
+    when nothing of its answer is left."""
+    if lengths is None:
+        detail = (
+            "The last quality scan did not keep the examples' lengths: run it again."
+            if scanned
+            else "Token lengths not counted yet: run the quality scan."
+        )
+        return Check("token_length", False, detail, "none over the max length", status="unmeasured")
+    limit, count = lengths["max_length"], lengths["count"]
+    near = ""
+    if lengths["near"] and not lengths["exact"]:
+        near = (
+            f" {lengths['near']:,} more are within the estimate's error of the limit: set the project's tokenizer "
+            "to count them exactly."
+        )
+    if count:
+        detail = (
+            over_length_summary(lengths) + f" A run at {limit:,} tokens cuts them, and leaves out any whose answer is "
+            "cut whole: shorten or split them, or raise the max length."
+        )
+    else:
+        detail = f"No approved example is longer than {limit:,} tokens, the max length a run would use."
+    return Check("token_length", count == 0, detail + near, f"none over {limit:,} tokens")
 
 
 def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, Any]:
@@ -195,6 +246,7 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
                 False,
                 "No dataset version frozen yet: nothing to check.",
                 "every example of the version approved",
+                status="unmeasured",
             )
         )
     else:
@@ -210,16 +262,33 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
             )
         )
 
-    if len(labels) >= 2:
+    # The project's label set, each label counted (a label with nothing approved is 0); without a set, the labels
+    # the approved examples carry.
+    label_set = stats.get("labels") or []
+    if label_set:
+        labels = {label: labels.get(label, 0) for label in label_set}
+    if len(labels) >= 2 and approved == 0:
+        checks.append(
+            Check(
+                "label_balance",
+                False,
+                f"No approved example yet: the balance of the {len(labels)} labels cannot be measured.",
+                f"<= {t.max_imbalance_ratio:g}x",
+                status="unmeasured",
+            )
+        )
+    elif len(labels) >= 2:
         smallest, largest = min(labels.values()), max(labels.values())
         ratio = largest / smallest if smallest else math.inf
         deficits = label_deficits(labels, max_ratio=t.max_imbalance_ratio)
         needs = "; ".join(f"{label}: {count:,} more approved examples needed" for label, count in deficits.items())
+        missing = [label for label, count in labels.items() if not count]
+        shown = f"{largest:,} / 0 (nothing approved as {', '.join(missing)})" if missing else f"{ratio:.1f}"
         checks.append(
             Check(
                 "label_balance",
                 ratio <= t.max_imbalance_ratio,
-                f"Largest label / smallest = {ratio:.1f}." + (f" {needs} for a balanced set." if needs else ""),
+                f"Largest label / smallest = {shown}." + (f" {needs} for a balanced set." if needs else ""),
                 f"<= {t.max_imbalance_ratio:g}x",
             )
         )
@@ -228,7 +297,7 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
             Check(
                 "label_balance",
                 True,
-                "No label set (or a single label): nothing to balance.",
+                "No label set, and at most one label in use: nothing to balance.",
                 f"<= {t.max_imbalance_ratio:g}x",
             )
         )
@@ -238,8 +307,11 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
         Check(
             "edge_cases",
             share >= t.min_edge_case_share,
-            f"{stats['edge_cases']:,} approved examples tagged edge_case ({share:.1%}).",
+            f"{stats['edge_cases']:,} approved examples tagged edge_case ({share:.1%})."
+            if approved
+            else "No approved example yet: the share of edge cases cannot be measured.",
             f">= {t.min_edge_case_share:.0%}",
+            status="" if approved else "unmeasured",
         )
     )
 
@@ -251,23 +323,28 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
                 False,
                 "Duplicates not checked yet: run the quality scan.",
                 f"no cluster at Jaccard >= {t.near_duplicate_threshold:g}",
+                status="unmeasured",
             )
         )
     else:
+        # Clusters as the dashboard and the duplicates API count them: two or more members not rejected.
         clusters = stats["duplicate_clusters"]
         checks.append(
             Check(
                 "duplicates",
                 clusters == 0,
-                "No exact or near-duplicate clusters among approved examples."
+                "No exact or near-duplicate clusters among the examples not rejected."
                 if clusters == 0
-                else f"{clusters:,} clusters of exact or near-duplicate approved examples; keep one of each.",
+                else f"{clusters:,} clusters of exact or near-duplicate examples (not rejected, pending ones "
+                "included); keep one of each.",
                 f"no cluster at Jaccard >= {scan['threshold']:g}",
             )
         )
 
     if version is None:
-        checks.append(Check("no_leakage", False, "No dataset version frozen yet.", "no cluster across splits"))
+        checks.append(
+            Check("no_leakage", False, "No version frozen yet.", "no cluster across splits", status="unmeasured")
+        )
     else:
         leaks = version["leaking_clusters"]
         checks.append(
@@ -299,10 +376,16 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
                 "format_conformance",
                 checked > 0 and unchecked == 0 and conformance >= t.min_format_conformance,
                 f"{ok:,} of {checked:,} approved answers fit the output format ({conformance:.1%})."
-                + (f" {unchecked:,} not checked yet." if unchecked else ""),
+                + (f" {unchecked:,} not checked yet." if unchecked else "")
+                if checked
+                else "No approved answer checked against the output format yet.",
                 f">= {t.min_format_conformance:.0%}",
+                status="" if checked else "unmeasured",
             )
         )
+
+    if "token_lengths" in stats:
+        checks.append(token_length_check(stats["token_lengths"], scanned=scan is not None))
 
     checks.append(
         Check(
@@ -317,7 +400,10 @@ def readiness(stats: dict[str, Any], t: Thresholds = THRESHOLDS) -> dict[str, An
 
     advice = []
     if approved < t.ideal_min:
-        advice.append(f"Aim for {ideal}: more reviewed examples usually beat more training epochs.")
+        advice.append(
+            f"Aim for {t.ideal_min:,}-{t.ideal_max:,} approved examples, the ideal range ({approved:,} now): more "
+            "reviewed examples usually beat more training epochs."
+        )
     if stats.get("label_only_share", 0) >= t.label_only_share:
         advice.append(
             "The answers are only a label: try an embeddings + classifier baseline first; it is cheaper "

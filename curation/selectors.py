@@ -147,6 +147,11 @@ def example_list(
     return examples.order_by("id")
 
 
+def example_count_upto(*, examples: QuerySet[Example], limit: int) -> int:
+    """How many examples match, counted no further than limit + 1 (more than `limit`): cheap at any size."""
+    return examples.order_by()[: limit + 1].count()
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -385,55 +390,80 @@ def _approved(project: Project) -> QuerySet[Example]:
     return Example.objects.filter(project=project, status=ReviewStatus.APPROVED)
 
 
-def duplicate_cluster_list(*, project: Project, limit: int = 50) -> list[dict[str, Any]]:
-    """Clusters with two or more approved members, largest first, each with its members."""
-    clusters = (
-        _approved(project)
-        .filter(cluster_id__isnull=False)
+def _not_rejected_clustered(project: Project) -> QuerySet[Example]:
+    # Served by the partial index on clustered examples: a small share of the project.
+    return Example.objects.filter(project=project, cluster_id__isnull=False).exclude(status=ReviewStatus.REJECTED)
+
+
+def duplicate_clusters(*, project: Project) -> QuerySet:
+    """The one definition of a duplicate cluster, used by the dashboard, the API and the readiness verdict alike:
+    examples the last quality scan found exact or near duplicates of each other, two or more of them not rejected.
+    Pending examples count (a duplicate is best found before anyone reviews it twice); rejected ones do not (keeping
+    one and rejecting the rest resolves a cluster). Rows of {cluster_id, size}, largest first."""
+    return (
+        _not_rejected_clustered(project)
         .values("cluster_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .order_by("-n", "cluster_id")[:limit]
+        .annotate(size=Count("id"))
+        .filter(size__gt=1)
+        .order_by("-size", "cluster_id")
     )
-    ids = [row["cluster_id"] for row in clusters]
+
+
+def duplicate_cluster_totals(*, project: Project) -> dict[str, int]:
+    """How many duplicate clusters there are (duplicate_clusters), and how many examples they hold."""
+    clusters = duplicate_clusters(project=project).order_by()
+    totals = clusters.aggregate(clusters=Count("cluster_id"), examples=Sum("size"))
+    return {"clusters": totals["clusters"] or 0, "examples": totals["examples"] or 0}
+
+
+def duplicate_cluster_members(*, project: Project, cluster_ids: list[int]) -> dict[int, list[Example]]:
+    """The members (not rejected) of these clusters, in id order."""
     members: dict[int, list[Example]] = defaultdict(list)
-    for example in _approved(project).filter(cluster_id__in=ids).order_by("id"):
+    for example in _not_rejected_clustered(project).filter(cluster_id__in=cluster_ids).order_by("id"):
         members[example.cluster_id].append(example)
-    return [{"cluster_id": cluster, "examples": members[cluster]} for cluster in ids]
+    return members
+
+
+def duplicate_cluster_list(*, project: Project, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """A page of duplicate clusters (duplicate_clusters), largest first, each with its members."""
+    rows = list(duplicate_clusters(project=project)[offset : offset + limit])
+    members = duplicate_cluster_members(project=project, cluster_ids=[row["cluster_id"] for row in rows])
+    return [
+        {"cluster_id": row["cluster_id"], "size": row["size"], "examples": members[row["cluster_id"]]} for row in rows
+    ]
 
 
 def dataset_version_latest(*, project: Project) -> DatasetVersion | None:
     return DatasetVersion.objects.filter(project=project).order_by("-number").first()
 
 
-def readiness_stats(*, project: Project) -> dict[str, Any]:
-    """The numbers the readiness verdict needs, all from database aggregates."""
-    approved = _approved(project)
+def readiness_stats(*, project: Project, max_length: int | None = None) -> dict[str, Any]:
+    """The numbers the readiness verdict needs, all from database aggregates. `max_length`: the tokens a run would
+    take (the run being prepared; the project's max_seq_length, a run's default, when none is)."""
     scan = quality_scan_latest(project=project)
     version = dataset_version_latest(project=project)
     counts = example_counts(project=project)
     by_format = _count_by(counts, "format_state", status=ReviewStatus.APPROVED)
     stats: dict[str, Any] = {
         "approved": sum(by_format.values()),
+        "labels": list(project.labels),  # the label set: a label nobody has approved yet still counts (as 0)
         "label_counts": {
             label: n for label, n in _count_by(counts, "label", status=ReviewStatus.APPROVED).items() if label
         },
         "edge_cases": sum(_count_by(counts, "status", status=ReviewStatus.APPROVED, edge_case=True).values()),
         "scan": {"threshold": scan.threshold, "finished_at": scan.finished_at} if scan else None,
-        # Served by the partial index on clustered examples: a small share of the project.
-        "duplicate_clusters": (
-            approved.filter(cluster_id__isnull=False)
-            .values("cluster_id")
-            .annotate(n=Count("id"))
-            .filter(n__gt=1)
-            .count()
-        ),
+        "duplicate_clusters": duplicate_cluster_totals(project=project)["clusters"],
         "format_kind": (project.output_format or {}).get("kind", "none"),
         "format_checked": by_format.get(1, 0) + by_format.get(2, 0),
         "format_ok": by_format.get(1, 0),
         "label_only_share": _label_only_share(project),
         "base_model_score": project.baseline_score,
         "version": None,
+        "token_lengths": over_length_examples(
+            project=project, max_length=max_length or project.max_seq_length, scan=scan
+        )
+        if scan
+        else None,
     }
     if version is not None:
         stats["version"] = {
@@ -474,8 +504,49 @@ def _label_only_share(project: Project, sample: int = 500) -> float:
     return only / len(rows)
 
 
-def readiness(*, project: Project) -> dict[str, Any]:
-    return quality.readiness(readiness_stats(project=project))
+def readiness(*, project: Project, max_length: int | None = None) -> dict[str, Any]:
+    return quality.readiness(readiness_stats(project=project, max_length=max_length))
+
+
+def over_length_examples(
+    *,
+    project: Project,
+    max_length: int,
+    version: DatasetVersion | None = None,
+    split: str | None = None,
+    scan: QualityScan | None = None,
+    named: int = 10,
+) -> dict[str, Any] | None:
+    """The examples longer than `max_length` tokens (chat template included), as the last quality scan counted them:
+    the approved ones, or those of a version's split. None before a scan that kept the lengths.
+
+    count: how many; complete: False when more examples are over than the scan kept (count is then a lower bound);
+    examples: the longest `named` ({id, tokens}); near: for an estimate, how many more are within its error of the
+    limit; exact: counted with the project's tokenizer; counted_by: how the scan counted."""
+    scan = scan or quality_scan_latest(project=project)
+    if scan is None or "longest" not in scan.stats:
+        return None
+    stats = scan.stats
+    longest = stats["longest"]
+    complete = len(longest) < stats["longest_kept"] or longest[-1][1] <= max_length
+    low = max_length / (1 + stats["error"][1]) if stats.get("error") else max_length
+    candidates = {example_id: tokens for example_id, tokens in longest if tokens > low}
+    if version is not None:
+        items = DatasetVersionItem.objects.filter(version=version, example_id__in=candidates)
+        kept = (items.filter(split=split) if split else items).values_list("example_id", flat=True)
+    else:  # the approved examples: what readiness judges
+        kept = _approved(project).filter(pk__in=candidates).values_list("pk", flat=True)
+    kept = set(kept)
+    over = [(example_id, n) for example_id, n in candidates.items() if example_id in kept and n > max_length]
+    return {
+        "max_length": max_length,
+        "count": len(over),
+        "complete": complete,
+        "examples": [{"id": example_id, "tokens": tokens} for example_id, tokens in over[:named]],
+        "near": sum(1 for example_id, n in candidates.items() if example_id in kept and n <= max_length),
+        "exact": bool(stats.get("exact")),
+        "counted_by": stats.get("estimate", ""),
+    }
 
 
 def dashboard_stats(*, project: Project) -> dict[str, Any]:
@@ -497,6 +568,7 @@ def dashboard_stats(*, project: Project) -> dict[str, Any]:
         "imbalance_ratio": (max(counts) / min(counts)) if counts and min(counts) else None,
         "deficits": quality.label_deficits(approved_by_label, max_ratio=quality.THRESHOLDS.max_imbalance_ratio),
         "scan": scan,
+        "duplicates": duplicate_cluster_totals(project=project),
         "scan_pending": running is not None
         and running.status in (QualityScan.Status.QUEUED, QualityScan.Status.RUNNING),
         "tokens": scan.stats if scan else None,

@@ -3,18 +3,31 @@
 One URL serves the full page or, for htmx, the fragment that changes (templates/curation/htmx/).
 """
 
+import json
+
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import formats, selectors, services
+from . import bulk, formats, selectors, services, text
 from .models import Membership, Review, ReviewStatus, Revision
 
 PAGE_SIZE = 50
+BULK_ACTIONS = [
+    ("approve", "Approve"),
+    ("reject", "Reject"),
+    ("set_label", "Set label"),
+    ("add_tag", "Add tag"),
+    ("send_to_review", "Send to review"),
+]
+# "All N matching this filter" is counted up to here ("more than 100,000" beyond): the count stays cheap at any size.
+BULK_COUNT_LIMIT = 100_000
 
 
 @login_required
@@ -57,6 +70,61 @@ def project_detail(request, slug: str):
         "disputed": selectors.disagreement_list(project=project).count(),
     }
     return render(request, "curation/project_detail.html", context)
+
+
+PREVIEW_TEXT_CHARS = 300
+
+
+@login_required
+@require_POST
+def import_preview(request, slug: str):
+    """The upload form's preview: the first rows of the chosen file (the browser sends its first megabyte; a Parquet
+    file whole) as they would import, with a mapping suggested from their keys when they are in another shape."""
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    template = "curation/htmx/import_preview.html"
+    upload = request.FILES.get("file")
+    mapping_text = request.POST.get("mapping", "").strip()
+    context = {"project": project, "name": upload.name if upload else "", "mapping_text": mapping_text}
+    if upload is None:
+        return render(request, template, {**context, "problem": "Choose a file to preview."}, status=400)
+    mapping = None
+    if mapping_text:
+        try:
+            mapping = formats.mapping_parse(mapping_text)
+        except formats.MappingError as error:
+            return render(request, template, {**context, "problem": str(error)}, status=400)
+    stream = upload.open("rb")
+    head = stream.read(64)
+    stream.seek(0)
+    kind = formats.file_kind(name=upload.name, content_type=upload.content_type or "", head=head)
+    limits = services.import_limits()
+    try:
+        rows = formats.read_rows(
+            kind,
+            upload.file if kind == "parquet" else stream,
+            limits=limits,
+            max_body_bytes=settings.FINELINE_IMPORT_MAX_BODY_BYTES,
+        )
+        preview = formats.import_preview(rows, kind=kind, labels=project.labels, limits=limits, mapping=mapping)
+    except formats.BodyTooLarge as error:
+        return render(request, template, {**context, "problem": f"The file is too large: {error}"}, status=400)
+    if not mapping_text and preview["needs_mapping"] and preview["mapping"]:
+        context["mapping_text"] = json.dumps(preview["mapping"], ensure_ascii=False)
+    context.update(preview=preview, kind=kind, rows=[_preview_row(row) for row in preview["rows"]])
+    return render(request, template, context)
+
+
+def _preview_row(row: dict) -> dict:
+    if row["example"] is None:
+        return row
+    example = row["example"]
+    turns = [(m["role"], _shorten(m["content"])) for m in example["messages"]]
+    metadata = _shorten(json.dumps(example["metadata"], ensure_ascii=False)) if example["metadata"] else ""
+    return {**row, "turns": turns, "label": example["label"], "metadata": metadata}
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= PREVIEW_TEXT_CHARS else text[: PREVIEW_TEXT_CHARS - 1] + "…"
 
 
 @login_required
@@ -326,6 +394,15 @@ def review_check(request, slug: str, pk: int):
 
 @login_required
 @require_POST
+def review_render(request, slug: str, pk: int):
+    """A turn as the expert edited it, rendered from Markdown (the rendered view, m); raw HTML in it stays text."""
+    project = selectors.project_get(user=request.user, slug=slug)
+    selectors.example_get(project=project, example_id=pk)
+    return HttpResponse(text.markdown_html(request.POST.get("text", "")))
+
+
+@login_required
+@require_POST
 def review_release(request, slug: str, pk: int):
     """A closing tab gives its example back at once instead of holding it until the lock expires."""
     project = selectors.project_get(user=request.user, slug=slug)
@@ -337,18 +414,24 @@ def review_release(request, slug: str, pk: int):
 # --- Browsing, history, disagreements ---------------------------------------------------------------------------
 
 
+def _list_filters(params) -> tuple[dict[str, str], bool]:
+    """The example list's filters from a query string: (the text filters, over the max length or not)."""
+    keys = ("status", "label", "tag", "reviewer", "q", "format", "cluster")
+    filters = {key: params.get(key, "").strip() for key in keys}
+    if filters["status"] not in ("", *ReviewStatus.values):
+        filters["status"] = ""
+    return filters, params.get("too_long") == "1"
+
+
 @login_required
 @require_GET
 def example_list(request, slug: str):
-    """All examples, filtered by status, label, tag, reviewer and words; the filters live in the URL."""
+    """All examples, filtered by status, label, tag, reviewer and words; the filters live in the URL. Leads pick
+    examples (or all that match) for a bulk action."""
     project = selectors.project_get(user=request.user, slug=slug)
-    filters = {
-        key: request.GET.get(key, "").strip()
-        for key in ("status", "label", "tag", "reviewer", "q", "format", "cluster")
-    }
-    if filters["status"] not in ("", *ReviewStatus.values):
-        filters["status"] = ""
-    examples = selectors.example_list(project=project, too_long=request.GET.get("too_long") == "1", **filters)
+    filters, too_long = _list_filters(request.GET)
+    examples = selectors.example_list(project=project, too_long=too_long, **filters)
+    is_lead = project.user_role == Membership.Role.LEAD
     after = request.GET.get("after", "")
     if after.isdigit():
         examples = examples.filter(id__gt=int(after))
@@ -360,14 +443,63 @@ def example_list(request, slug: str):
         "more": page[PAGE_SIZE].pk - 1 if len(page) > PAGE_SIZE else None,
         "statuses": ReviewStatus.choices,
         "formats": [("ok", "fits the format"), ("bad", "does not fit"), ("unchecked", "not checked yet")],
-        "too_long": request.GET.get("too_long") == "1",
+        "too_long": too_long,
         "reviewers": project.memberships.select_related("user").order_by("user__username"),
         "query": request.GET.urlencode(),
+        "is_lead": is_lead,
+        # What "all matching this filter" would act on; counted only for leads, and only so far.
+        "matching": selectors.example_count_upto(examples=examples, limit=BULK_COUNT_LIMIT) if is_lead else None,
+        "matching_limit": BULK_COUNT_LIMIT,
+        "bulk_actions": BULK_ACTIONS,
     }
     if request.htmx:
         template = "curation/htmx/example_rows.html" if after else "curation/htmx/example_table.html"
         return render(request, template, context)
     return render(request, "curation/example_list.html", context)
+
+
+@login_required
+@require_POST
+def example_bulk(request, slug: str):
+    """A lead's bulk action from the example list: the checked examples, or all that match the list's filters."""
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    filters, too_long = _list_filters(QueryDict(request.POST.get("query", "")))
+    back = {key: value for key, value in filters.items() if value} | ({"too_long": "1"} if too_long else {})
+    target = reverse("curation:example_list", kwargs={"slug": slug}) + (f"?{urlencode(back)}" if back else "")
+    if request.POST.get("scope") == "filter":
+        pick = {"filters": {**filters, "too_long": too_long}}
+    else:
+        ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit() and len(value) < 19]
+        if not ids:
+            flash.error(request, "Check the examples to act on, or choose all that match the filter.")
+            return redirect(target)
+        pick = {"ids": ids}
+    action = request.POST.get("action", "")
+    try:
+        result = bulk.examples_bulk(
+            project=project,
+            user=request.user,
+            action=action,
+            label=request.POST.get("label", ""),
+            tag=request.POST.get("tag", ""),
+            **pick,
+        )
+    except services.ServiceError as error:
+        flash.error(request, error.message[:1].upper() + error.message[1:])
+        return redirect(target)
+    name = dict(BULK_ACTIONS)[action]
+    skipped = []
+    if result["skipped_locked"]:
+        skipped.append(f"{result['skipped_locked']:,} skipped: an expert is reviewing them right now")
+    if result["skipped_no_label"]:
+        skipped.append(f"{result['skipped_no_label']:,} skipped: no label (choose one to approve them)")
+    flash.success(
+        request,
+        f"{name}: {result['matched']:,} matched, {result['changed']:,} changed, {result['unchanged']:,} unchanged"
+        + "".join(f"; {line}" for line in skipped)
+        + ".",
+    )
+    return redirect(target)
 
 
 @login_required

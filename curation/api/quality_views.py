@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +18,7 @@ from ..models import DatasetVersion, DatasetVersionItem
 from .serializers import (
     DatasetVersionCreateSerializer,
     DatasetVersionSerializer,
+    DuplicateClusterPageSerializer,
     DuplicateResolveSerializer,
     QualityScanSerializer,
     ReadinessSerializer,
@@ -66,30 +68,49 @@ class QualityScanView(APIView):
         return Response(QualityScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 
 
+class DuplicatePagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
 class DuplicateListView(APIView):
-    """Clusters of exact or near-duplicate approved examples, largest first."""
+    """Clusters of exact or near-duplicate examples, two or more of them not rejected (pending ones count: resolve a
+    cluster before anyone reviews it twice), largest first, a page at a time with the total. The same count as the
+    dashboard's and the readiness verdict's."""
 
     @extend_schema(
-        responses=inline_serializer(
-            "DuplicateCluster",
-            {
-                "cluster_id": serializers.IntegerField(),
-                "examples": serializers.ListField(child=serializers.DictField()),
-            },
-            many=True,
-        )
+        parameters=[
+            OpenApiParameter("limit", int, description="Clusters per page (default 50, at most 500)."),
+            OpenApiParameter("offset", int, description="Clusters to skip."),
+        ],
+        responses=DuplicateClusterPageSerializer,
     )
     def get(self, request, slug: str):
         project = selectors.project_get(user=request.user, slug=slug)
-        clusters = selectors.duplicate_cluster_list(project=project)
-        body = [
+        paginator = DuplicatePagination()
+        rows = paginator.paginate_queryset(selectors.duplicate_clusters(project=project), request, view=self)
+        members = selectors.duplicate_cluster_members(project=project, cluster_ids=[r["cluster_id"] for r in rows])
+        results = [
             {
-                "cluster_id": c["cluster_id"],
-                "examples": [{"id": e.pk, "label": e.label, "messages": e.messages} for e in c["examples"]],
+                "cluster_id": row["cluster_id"],
+                "size": row["size"],
+                "examples": [
+                    {"id": e.pk, "status": e.status, "label": e.label, "messages": e.messages}
+                    for e in members[row["cluster_id"]]
+                ],
             }
-            for c in clusters
+            for row in rows
         ]
-        return Response(body)
+        totals = selectors.duplicate_cluster_totals(project=project)
+        return Response(
+            {
+                "count": paginator.count,
+                "examples": totals["examples"],
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "results": results,
+            }
+        )
 
 
 class DuplicateResolveView(APIView):

@@ -89,7 +89,10 @@ class ExampleConflictSerializer(serializers.Serializer):
 
 
 class ImportErrorSerializer(serializers.Serializer):
-    line = serializers.IntegerField(help_text="1-based line of the JSONL body (position in a JSON array).")
+    line = serializers.IntegerField(
+        help_text="1-based line of the JSONL or CSV body (position in a JSON array, row of a Parquet file);"
+        " 0 for the input as a whole."
+    )
     code = serializers.CharField()
     message = serializers.CharField()
 
@@ -100,6 +103,15 @@ class ImportJobSerializer(serializers.ModelSerializer):
     rejected = serializers.IntegerField(source="rejected_count")
     errors = ImportErrorSerializer(many=True)
     created_by = serializers.CharField(source="created_by.username", default=None)
+    status = serializers.ChoiceField(
+        choices=ImportJob.Status.choices,
+        help_text="succeeded: every line kept or a duplicate; partial: some lines rejected, the rest kept; failed:"
+        " nothing kept (an error in atomic mode, every line rejected, or no line at all).",
+    )
+    mapping = serializers.JSONField(help_text="The column mapping the rows were read through, if any.")
+    ignored_keys = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Keys the mapping does not name: how many rows had each."
+    )
 
     class Meta:
         model = ImportJob
@@ -108,6 +120,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "status",
             "format",
             "mode",
+            "mapping",
             "source",
             "created_by",
             "created_at",
@@ -118,8 +131,25 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "rejected",
             "errors",
             "errors_truncated",
+            "ignored_keys",
         ]
         read_only_fields = fields
+
+
+class ImportPreviewRowSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    example = serializers.JSONField(allow_null=True, help_text="{messages, label, tags, metadata} as it would import.")
+    error = ImportErrorSerializer(allow_null=True)
+
+
+class ImportPreviewSerializer(serializers.Serializer):
+    format = serializers.CharField(help_text="How the body was read: jsonl, json, csv or parquet.")
+    keys = serializers.ListField(child=serializers.CharField(), help_text="The keys the first rows carry.")
+    needs_mapping = serializers.BooleanField(help_text="The rows are in no shape the product reads without a mapping.")
+    suggested_mapping = serializers.JSONField(allow_null=True)
+    mapping = serializers.JSONField(allow_null=True, help_text="The mapping the rows below were read through.")
+    ignored_keys = serializers.ListField(child=serializers.CharField())
+    rows = ImportPreviewRowSerializer(many=True)
 
 
 class QualityScanSerializer(serializers.ModelSerializer):
@@ -179,6 +209,10 @@ class DatasetVersionCreateSerializer(serializers.Serializer):
 class ReadinessCheckSerializer(serializers.Serializer):
     id = serializers.CharField()
     passed = serializers.BooleanField()
+    status = serializers.CharField(
+        help_text="passed, failed or unmeasured: the data cannot tell yet (e.g. the label balance with nothing "
+        "approved); an unmeasured check has not passed."
+    )
     detail = serializers.CharField()
     threshold = serializers.CharField()
 
@@ -192,3 +226,81 @@ class ReadinessSerializer(serializers.Serializer):
 
 class DuplicateResolveSerializer(serializers.Serializer):
     keep = serializers.IntegerField(help_text="The example to keep; the cluster's other members are rejected.")
+
+
+class BulkFilterSerializer(serializers.Serializer):
+    """The example list's filters; an unknown key is an error (a typo must not widen a bulk action)."""
+
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False, allow_blank=True)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    q = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Words in any message.")
+    reviewer = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="A username.")
+    format = serializers.ChoiceField(choices=["ok", "bad", "unchecked"], required=False, allow_blank=True)
+    cluster = serializers.IntegerField(required=False, min_value=1, help_text="A duplicate cluster id.")
+    too_long = serializers.BooleanField(required=False, help_text="Over the project's max sequence length.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    f"Unknown filter {', '.join(map(str, unknown))}; the filters are {', '.join(self.fields)}."
+                )
+        return super().to_internal_value(data)
+
+
+class BulkActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["approve", "reject", "set_label", "add_tag", "send_to_review"])
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=50_000,
+        help_text="The examples to act on; or `filter`.",
+    )
+    filter = BulkFilterSerializer(required=False, help_text="Act on every example matching these filters; or `ids`.")
+    label = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="set_label: the label. approve: optional, set along with the approval.",
+    )
+    tag = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="add_tag: the tag. send_to_review: optional."
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, data):
+        if ("ids" in data) == ("filter" in data):
+            raise serializers.ValidationError({"ids": ["Send `ids` or `filter`, not both and not neither."]})
+        return data
+
+
+class BulkResultSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    matched = serializers.IntegerField(help_text="Examples picked by the ids or the filter.")
+    changed = serializers.IntegerField(help_text="Changed: a new version, a revision and (approve, reject) a review.")
+    unchanged = serializers.IntegerField(help_text="Already as asked; nothing written.")
+    skipped_locked = serializers.IntegerField(help_text="Left alone: an expert is reviewing them right now.")
+    skipped_no_label = serializers.IntegerField(help_text="approve without `label`: examples that have no label.")
+
+
+class DuplicateMemberSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ReviewStatus.choices)
+    label = serializers.CharField(allow_blank=True)
+    messages = serializers.ListField(child=serializers.DictField())
+
+
+class DuplicateClusterSerializer(serializers.Serializer):
+    cluster_id = serializers.IntegerField()
+    size = serializers.IntegerField(help_text="Members not rejected.")
+    examples = DuplicateMemberSerializer(many=True)
+
+
+class DuplicateClusterPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Clusters in all (two or more members not rejected).")
+    examples = serializers.IntegerField(help_text="Examples in those clusters.")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DuplicateClusterSerializer(many=True)

@@ -24,6 +24,7 @@ from .serializers import (
     ExampleSerializer,
     ExampleUpdateSerializer,
     ImportJobSerializer,
+    ImportPreviewSerializer,
     MemberSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
@@ -172,7 +173,44 @@ class JSONLParser(JSONLinesParser):
     media_type = "application/jsonl"
 
 
-JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines"}
+class CSVParser(JSONLinesParser):
+    media_type = "text/csv"
+
+
+class ParquetParser(JSONLinesParser):
+    media_type = "application/vnd.apache.parquet"
+
+
+class XParquetParser(JSONLinesParser):
+    media_type = "application/x-parquet"
+
+
+JSONL_TYPES = formats.JSONL_TYPES
+IMPORT_PARSERS = [JSONLinesParser, JSONLParser, CSVParser, ParquetParser, XParquetParser, JSONParser, MultiPartParser]
+IMPORT_BODIES = {
+    "application/x-ndjson": OpenApiTypes.BINARY,
+    "application/jsonl": OpenApiTypes.BINARY,
+    "text/csv": OpenApiTypes.BINARY,
+    "application/vnd.apache.parquet": OpenApiTypes.BINARY,
+    "application/json": {"type": "array", "items": {"type": "object"}},
+    "multipart/form-data": inline_serializer("ImportUpload", {"file": serializers.FileField()}),
+}
+IMPORT_PARAMETERS = [
+    OpenApiParameter(
+        "format",
+        str,
+        enum=[*formats.FORMATS, *formats.FILE_FORMATS],
+        description="auto (default) detects the shape per line; csv or parquet read the body (or file) as such"
+        " whatever its content type.",
+    ),
+    OpenApiParameter(
+        "mapping",
+        str,
+        description='A column mapping (JSON) for rows in another shape, e.g. {"system": "sys", "user": ["instruction",'
+        ' "context"], "assistant": "response", "label": "category", "metadata": ["source"]}. Several user keys are'
+        " joined with a blank line, empty ones skipped; keys it does not name are ignored (and counted).",
+    ),
+]
 
 
 def _payload_too_large(limit: int) -> Response:
@@ -182,18 +220,68 @@ def _payload_too_large(limit: int) -> Response:
     )
 
 
-class _TooLarge(Exception):
-    pass
+def _unsupported_type(content_type: str) -> Response:
+    return Response(
+        {
+            "detail": f"Unsupported content type {content_type!r}; send application/x-ndjson, application/jsonl,"
+            " application/json, text/csv, application/vnd.apache.parquet or a multipart `file`.",
+            "code": "unsupported_media_type",
+        },
+        status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    )
 
 
 class _UnsupportedType(Exception):
     pass
 
 
-class ImportView(APIView):
-    """Bulk import (leads): JSONL, a JSON array or a multipart `file`; a line-numbered report either way."""
+def _import_options(params) -> tuple[str, formats.ColumnMapping | None]:
+    """`format` and `mapping` from the query, checked before any of the body is read."""
+    fmt = params.get("format", "auto")
+    if fmt not in formats.FORMATS + formats.FILE_FORMATS:
+        raise ValidationError({"format": [f"Must be one of {', '.join(formats.FORMATS + formats.FILE_FORMATS)}."]})
+    mapping = None
+    if "mapping" in params:
+        try:
+            mapping = formats.mapping_parse(params["mapping"])
+        except formats.MappingError as error:
+            raise ValidationError({"mapping": [str(error)]}) from None
+        if fmt not in ("auto", *formats.FILE_FORMATS):
+            raise ValidationError({"mapping": [f"A mapping replaces `format={fmt}`; send one or the other."]})
+    return fmt, mapping
 
-    parser_classes = [JSONLinesParser, JSONLParser, JSONParser, MultiPartParser]
+
+def _import_input(request, *, fmt: str):
+    """(kind, stream, source) of an import request: a multipart `file`, or the body itself."""
+    content_type = request.content_type.split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["Send the examples as a multipart field named `file`."]})
+        stream = upload.open("rb")
+        head = stream.read(64)
+        stream.seek(0)
+        kind = formats.file_kind(requested=fmt, name=upload.name, content_type=upload.content_type or "", head=head)
+        # Parquet seeks to its index at the end: hand it the underlying (seekable) file, not Django's wrapper.
+        return kind, upload.file if kind == "parquet" else stream, f"file:{upload.name}"[:200]
+    kind = formats.body_kind(requested=fmt, content_type=content_type)
+    if kind is None:
+        raise _UnsupportedType(content_type)
+    return kind, request._request, "api"
+
+
+def _content_length_over(request, limit: int) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > limit
+    except ValueError:
+        return False
+
+
+class ImportView(APIView):
+    """Bulk import (leads): JSONL, a JSON array, CSV, Parquet or a multipart `file`; a line-numbered report either
+    way. Rows in another shape come in through `mapping`."""
+
+    parser_classes = IMPORT_PARSERS
 
     @extend_schema(responses=ImportJobSerializer(many=True))
     def get(self, request, slug: str):
@@ -204,16 +292,11 @@ class ImportView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("mode", str, enum=ImportJob.Mode.values, description="atomic (default) or partial."),
-            OpenApiParameter("format", str, enum=list(formats.FORMATS), description="auto (default) detects per line."),
+            *IMPORT_PARAMETERS,
         ],
-        request={
-            "application/x-ndjson": OpenApiTypes.BINARY,
-            "application/jsonl": OpenApiTypes.BINARY,
-            "application/json": {"type": "array", "items": {"type": "object"}},
-            "multipart/form-data": inline_serializer("ImportUpload", {"file": serializers.FileField()}),
-        },
+        request=IMPORT_BODIES,
         responses={
-            201: ImportJobSerializer,
+            201: OpenApiResponse(ImportJobSerializer, "succeeded, or partial (some lines rejected, the rest kept)."),
             400: OpenApiResponse(
                 {
                     "anyOf": [
@@ -221,7 +304,8 @@ class ImportView(APIView):
                         {"$ref": "#/components/schemas/Error"},
                     ]
                 },
-                "Atomic mode with errors (the report; nothing written), or a request without a body or file.",
+                "failed (the report; nothing written): an error in atomic mode, every line rejected, or no line at"
+                " all. Or a request without a body or file, or a bad `mode`, `format` or `mapping`.",
             ),
             413: OpenApiResponse(description="Body over the import limit."),
             415: OpenApiResponse(description="Unsupported content type."),
@@ -230,61 +314,67 @@ class ImportView(APIView):
     def post(self, request, slug: str):
         project = selectors.project_get(user=request.user, slug=slug, lead=True)
         mode = request.query_params.get("mode", ImportJob.Mode.ATOMIC)
-        fmt = request.query_params.get("format", "auto")
         if mode not in ImportJob.Mode.values:
             raise ValidationError({"mode": [f"Must be one of {', '.join(ImportJob.Mode.values)}."]})
-        if fmt not in formats.FORMATS:
-            raise ValidationError({"format": [f"Must be one of {', '.join(formats.FORMATS)}."]})
+        fmt, mapping = _import_options(request.query_params)
         limit = settings.FINELINE_IMPORT_MAX_BODY_BYTES
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit:
+        if _content_length_over(request, limit):
             return _payload_too_large(limit)
         try:
-            records, source = self._records(request, project=project, fmt=fmt, limit=limit)
-        except _TooLarge:
-            return _payload_too_large(limit)
+            kind, stream, source = _import_input(request, fmt=fmt)
         except _UnsupportedType as error:
-            return Response(
-                {
-                    "detail": f"Unsupported content type {str(error)!r}; send application/x-ndjson, application/jsonl,"
-                    " application/json or a multipart `file`.",
-                    "code": "unsupported_media_type",
-                },
-                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            )
+            return _unsupported_type(str(error))
+        options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits(), "mapping": mapping}
+        records = formats.read_input(kind, stream, max_body_bytes=limit, **options)
         try:
             job = services.import_examples(
-                project=project, user=request.user, records=records, fmt=fmt, mode=mode, source=source
+                project=project,
+                user=request.user,
+                records=records,
+                fmt=kind if kind in formats.FILE_FORMATS else fmt,
+                mode=mode,
+                source=source,
+                mapping=mapping,
             )
         except formats.BodyTooLarge:
             return _payload_too_large(limit)
-        ok = job.status == ImportJob.Status.SUCCEEDED
-        return Response(ImportJobSerializer(job).data, status=status.HTTP_201_CREATED if ok else 400)
+        kept = job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.PARTIAL)
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_201_CREATED if kept else 400)
 
-    def _records(self, request, *, project, fmt: str, limit: int):
-        content_type = request.content_type.split(";")[0].strip().lower()
-        options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits()}
-        if content_type == "multipart/form-data":
-            upload = request.FILES.get("file")
-            if upload is None:
-                raise ValidationError({"file": ["Send the examples as a multipart field named `file`."]})
-            stream = upload.open("rb")
-            head = stream.read(64).lstrip()
-            stream.seek(0)
-            if upload.name.lower().endswith(".json") or head.startswith((b"[", formats.UTF8_BOM + b"[")):
-                return formats.read_json_document(stream.read(limit + 1), **options), f"file:{upload.name}"[:200]
-            return formats.read_jsonl(stream, max_body_bytes=limit, **options), f"file:{upload.name}"[:200]
-        if content_type in JSONL_TYPES:
-            return formats.read_jsonl(request._request, max_body_bytes=limit, **options), "api"
-        if content_type == "application/json":
-            body = request._request.read(limit + 1)
-            if len(body) > limit:
-                raise _TooLarge
-            return formats.read_json_document(body, **options), "api"
-        raise _UnsupportedType(content_type)
+
+class ImportPreviewView(APIView):
+    """What an import would make of a body's first rows, writing nothing: the keys they carry, a mapping suggested
+    from them, and the first five rows as examples or errors (under `mapping`, else the suggested one)."""
+
+    parser_classes = IMPORT_PARSERS
+
+    @extend_schema(
+        parameters=IMPORT_PARAMETERS,
+        request=IMPORT_BODIES,
+        responses={
+            200: ImportPreviewSerializer,
+            413: OpenApiResponse(description="Body over the import limit."),
+            415: OpenApiResponse(description="Unsupported content type."),
+        },
+    )
+    def post(self, request, slug: str):
+        project = selectors.project_get(user=request.user, slug=slug, lead=True)
+        fmt, mapping = _import_options(request.query_params)
+        limit = settings.FINELINE_IMPORT_MAX_BODY_BYTES
+        if _content_length_over(request, limit):
+            return _payload_too_large(limit)
+        limits = services.import_limits()
+        try:
+            kind, stream, _ = _import_input(request, fmt=fmt)
+            rows = formats.read_rows(kind, stream, limits=limits, max_body_bytes=limit)
+            preview = formats.import_preview(
+                rows, kind=kind, fmt=fmt, labels=project.labels, limits=limits, mapping=mapping
+            )
+        except _UnsupportedType as error:
+            return _unsupported_type(str(error))
+        except formats.BodyTooLarge:
+            return _payload_too_large(limit)
+        return Response(ImportPreviewSerializer({"format": kind, **preview}).data)
 
 
 class ImportDetailView(APIView):

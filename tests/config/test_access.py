@@ -18,6 +18,7 @@ EXPERT_WRITES = {
     ("review_draft", "post"),
     ("review_draft", "delete"),
     ("review_check", "post"),
+    ("review_render", "post"),
     ("review_release", "post"),
     ("example_restore", "post"),
     ("example-detail", "patch"),

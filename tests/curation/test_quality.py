@@ -137,7 +137,7 @@ def test_the_quality_scan_stores_clusters_format_and_token_lengths(project, appr
     assert sum(scan.stats["histogram"]["assistant"]) == 62 and scan.stats["too_long"] == 0
     clusters = selectors.duplicate_cluster_list(project=project)
     assert [c["cluster_id"] for c in clusters] == [first.pk]
-    assert scan.stats["estimate"] == "tokens estimated as UTF-8 bytes / 4"
+    assert scan.stats["estimate"] == services.ESTIMATE_LABEL and scan.stats["exact"] is False
 
 
 @pytest.mark.django_db
@@ -149,7 +149,7 @@ def test_a_tokenizer_that_does_not_load_falls_back_to_the_estimate_and_says_so(p
     assert project.tokenizer == "/nowhere/tokenizer"
     scan = services.quality_scan_run(scan=scan)
     assert scan.status == "succeeded" and sum(scan.stats["histogram"]["assistant"]) == 62
-    assert scan.stats["estimate"].endswith("bytes / 4 (the tokenizer /nowhere/tokenizer did not load)")
+    assert scan.stats["estimate"].endswith("exactly (the tokenizer /nowhere/tokenizer did not load)")
     page = client.get(f"/projects/{project.slug}/").content.decode()
     assert "the tokenizer /nowhere/tokenizer did not load" in page and 'value="/nowhere/tokenizer"' in page
 
@@ -354,3 +354,45 @@ def test_the_advice_says_so_when_the_base_model_is_already_good_enough(project, 
     services.project_update(project=project, baseline_score=0.93)
     advice = selectors.readiness(project=project)["advice"]
     assert "The base model already reaches 93% on the primary metrics: fine-tuning is probably not worth it." in advice
+
+
+# --- Checks that cannot be measured yet ------------------------------------------------------------------------
+
+
+def test_label_balance_with_nothing_approved_is_unmeasured_not_passed():
+    eight = [f"L{i}" for i in range(8)]
+    verdict = quality.readiness(stats(approved=0, labels=eight, label_counts={}, edge_cases=0, format_checked=0))
+    balance = {c["id"]: c for c in verdict["checks"]}["label_balance"]
+    assert (balance["passed"], balance["status"]) == (False, "unmeasured")
+    assert "cannot be measured" in balance["detail"] and "8 labels" in balance["detail"]
+    assert verdict["ready"] is False
+    assert {c["id"]: c["status"] for c in quality.readiness(stats())["checks"]}["label_balance"] == "passed"
+
+
+def test_a_label_nobody_has_approved_counts_as_zero():
+    verdict = quality.readiness(stats(labels=["P1", "P2", "P3", "P4"], label_counts={"P1": 600, "P2": 600}))
+    balance = {c["id"]: c for c in verdict["checks"]}["label_balance"]
+    assert (balance["passed"], balance["status"]) == (False, "failed")
+    assert "nothing approved as P3, P4" in balance["detail"]
+    assert "P3: 200 more approved examples needed" in balance["detail"]
+
+
+def test_the_advice_on_size_is_a_sentence():
+    advice = quality.readiness(stats(approved=640))["advice"]
+    assert advice[0].startswith("Aim for 1,000-5,000 approved examples, the ideal range (640 now): more reviewed")
+    assert not any("Aim for 1,000-5,000 is" in line for line in advice)
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_a_check_it_cannot_measure_yet(project, lead, lead_api, client):
+    services.project_update(project=project, labels=[f"L{i}" for i in range(8)])
+    post_jsonl(lead_api, project.slug, jsonl([chat("nothing approved yet")]))
+    checks = {c["id"]: c for c in lead_api.get(f"/api/v1/projects/{project.slug}/readiness/").json()["checks"]}
+    assert (checks["label_balance"]["passed"], checks["label_balance"]["status"]) == (False, "unmeasured")
+    assert checks["duplicates"]["status"] == "unmeasured"  # no scan yet
+    for unknown in ("edge_cases", "format_conformance", "all_reviewed", "no_leakage"):  # nothing approved or frozen
+        assert (checks[unknown]["passed"], checks[unknown]["status"]) == (False, "unmeasured"), unknown
+    client.force_login(lead)
+    page = client.get(f"/projects/{project.slug}/").content.decode()
+    row = page[page.index('data-check="label_balance"') :].split("</tr>")[0]
+    assert 'data-status="unmeasured"' in row and "Not measurable yet." in row and "✓" not in row
