@@ -12,6 +12,21 @@ WORKER_HINT = (
 )
 
 
+def wait_arguments_add(parser, *, verb: str) -> None:
+    """The options every job-launching command shares: --user, --wait, --inline and --notice-after."""
+    parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
+    parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
+    parser.add_argument(
+        "--inline", action="store_true", help=f"{verb} in this process (no worker is involved), then print it."
+    )
+    parser.add_argument(
+        "--notice-after",
+        type=float,
+        default=10.0,
+        help="With --wait: seconds queued before saying that no worker took it.",
+    )
+
+
 def job_wait(
     *,
     model: type[Model],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..browser_helpers import ARTIFACTS, log_in
+from ..browser_helpers import ARTIFACTS, log_in, newcomer_loop
 from ..helpers import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -193,25 +193,7 @@ def test_import_review_and_export(app, context):
 
 
 def test_the_newcomers_loop_from_login_to_verdict(app, context):
-    started = time.monotonic()
-    page = log_in(context, app.url, "lena", "fineline-demo")
-    page.click("text=Support triage")
-    page.click("form.freeze button")
-    page.wait_for_selector("text=Version 1 frozen")
-    page.click("[data-train]")
-    page.wait_for_selector("[data-launch-form]")
-    assert page.input_value("select[name=preset]") == "tiny-local-demo"
-    page.fill("textarea[name=override_readiness]", "Trying the demo end to end.")
-    page.click("[data-launch]")
-    page.wait_for_selector("[data-run-live]")
-    page.wait_for_selector("[data-run-live][data-status=succeeded]", timeout=600_000)
-    trained = time.monotonic() - started
-    page.click("[data-evaluate-run]")
-    page.click("[data-evaluate]")
-    page.wait_for_selector("[data-verdict]", timeout=300_000)
-    total = time.monotonic() - started
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "embedded-verdict.png"))
+    trained, total = newcomer_loop(context, app.url, "embedded-verdict.png")
     (evaluation_id,) = app.sql("SELECT id FROM evaluation_evaluation")[0]
     evaluation = json.loads(app.api("GET", f"evaluations/{evaluation_id}/")[1])
     results = {entry["system"]: entry["metrics"] for entry in evaluation["results"] if entry["status"] == "succeeded"}

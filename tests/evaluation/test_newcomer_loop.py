@@ -4,7 +4,6 @@ read the verdict. The fine-tune answers >= 95% of the test split in the format a
 and with its best prompt, on format accuracy. The time from login to verdict is printed (README: "The whole loop")."""
 
 import io
-import time
 
 import pytest
 from django.core.management import call_command
@@ -12,7 +11,7 @@ from django.core.management import call_command
 from evaluation.models import Evaluation
 from training.models import TrainingRun
 
-from ..browser_helpers import ARTIFACTS, log_in
+from ..browser_helpers import newcomer_loop
 from ..helpers import service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
@@ -24,25 +23,7 @@ def test_login_freeze_train_evaluate_verdict(browser, live_server, tmp_path):
     worker = start_worker(env, queues="default,gpu")
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
-        started = time.monotonic()
-        page = log_in(context, live_server.url, "lena", "fineline-demo")
-        page.click("text=Support triage")
-        page.click("form.freeze button")
-        page.wait_for_selector("text=Version 1 frozen")
-        page.click("[data-train]")
-        page.wait_for_selector("[data-launch-form]")
-        assert page.input_value("select[name=preset]") == "tiny-local-demo"
-        page.fill("textarea[name=override_readiness]", "Trying the demo end to end.")
-        page.click("[data-launch]")
-        page.wait_for_selector("[data-run-live]")
-        page.wait_for_selector("[data-run-live][data-status=succeeded]", timeout=540_000)
-        trained = time.monotonic() - started
-        page.click("[data-evaluate-run]")
-        page.click("[data-evaluate]")
-        page.wait_for_selector("[data-verdict]", timeout=300_000)
-        total = time.monotonic() - started
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "newcomer-verdict.png"))
+        trained, total = newcomer_loop(context, live_server.url)
     finally:
         context.close()
         output = stop_worker(worker)

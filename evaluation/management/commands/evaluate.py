@@ -11,7 +11,7 @@ from evaluation import services
 from evaluation.api import EvaluationSerializer
 from evaluation.models import SYSTEMS, Evaluation
 from training.models import TrainingRun
-from training.waiting import job_wait
+from training.waiting import job_wait, wait_arguments_add
 
 
 class Command(BaseCommand):
@@ -21,17 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("run_id", type=int)
         parser.add_argument("--systems", help=f"Comma-separated, among {', '.join(SYSTEMS)} (default: all).")
         parser.add_argument("--primary", help="Comma-separated primary metrics (default: fit to the task's shape).")
-        parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
-        parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
-        parser.add_argument(
-            "--inline", action="store_true", help="Evaluate in this process (no worker is involved), then print it."
-        )
-        parser.add_argument(
-            "--notice-after",
-            type=float,
-            default=10.0,
-            help="With --wait: seconds queued before saying that no worker took it.",
-        )
+        wait_arguments_add(parser, verb="Evaluate")
 
     def handle(self, run_id, systems, primary, user, wait, inline, notice_after, **options):
         run = TrainingRun.objects.select_related("project").filter(pk=run_id).first()

@@ -12,7 +12,7 @@ from training import services
 from training.api import TrainingRunSerializer
 from training.models import TrainingRun
 from training.presets import PRESETS
-from training.waiting import job_wait
+from training.waiting import job_wait, wait_arguments_add
 
 
 class Command(BaseCommand):
@@ -30,17 +30,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
         parser.add_argument("--override-readiness", default="", help="Why to train although the data is not ready.")
-        parser.add_argument("--user", help="The lead who launches it (default: the project's first lead).")
-        parser.add_argument("--wait", action="store_true", help="Wait for a worker to finish it, showing progress.")
-        parser.add_argument(
-            "--inline", action="store_true", help="Train in this process (no worker is involved), then print it."
-        )
-        parser.add_argument(
-            "--notice-after",
-            type=float,
-            default=10.0,
-            help="With --wait: seconds queued before saying that no worker took it.",
-        )
+        wait_arguments_add(parser, verb="Train")
 
     def handle(
         self,
