@@ -30,4 +30,5 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bulk_bench.py
 	$(BIN)/python bench/stats_bench.py
 	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/tiny_local_bench.py
 	$(BIN)/python bench/eval_bench.py
