@@ -112,9 +112,12 @@ def example_list(
     if cluster.isdigit():
         examples = examples.filter(cluster_id=int(cluster))
     if too_long:
-        # The same estimate as the quality scan's (4 bytes a token), on the stored JSON: a little generous.
-        limit = project.max_seq_length * formats.BYTES_PER_TOKEN
-        examples = examples.alias(size=Length(Cast("messages", TextField()))).filter(size__gt=limit)
+        over = _over_length_ids(project)
+        if over is not None:  # the examples the last quality scan counted over the limit: the dashboard's number
+            examples = examples.filter(pk__in=over)
+        else:  # no scan kept the lengths (or more are over than it kept): 4 bytes a token on the stored JSON
+            limit = project.max_seq_length * formats.BYTES_PER_TOKEN
+            examples = examples.alias(size=Length(Cast("messages", TextField()))).filter(size__gt=limit)
     if reviewer:
         examples = examples.filter(
             Exists(Review.objects.filter(example=OuterRef("pk"), reviewer__username=reviewer))
@@ -506,6 +509,18 @@ def _label_only_share(project: Project, sample: int = 500) -> float:
 
 def readiness(*, project: Project, max_length: int | None = None) -> dict[str, Any]:
     return quality.readiness(readiness_stats(project=project, max_length=max_length))
+
+
+def _over_length_ids(project: Project) -> list[int] | None:
+    """The ids the last quality scan counted over the project's max length, when it kept them all."""
+    scan = quality_scan_latest(project=project)
+    longest = scan.stats.get("longest") if scan else None
+    if longest is None:
+        return None
+    limit = project.max_seq_length
+    if len(longest) >= scan.stats["longest_kept"] and longest[-1][1] > limit:
+        return None
+    return [example_id for example_id, tokens in longest if tokens > limit]
 
 
 def over_length_examples(

@@ -349,6 +349,20 @@ def test_examples_over_the_max_length_are_counted_and_listed(project, lead_api):
 
 
 @pytest.mark.django_db
+def test_the_dashboards_over_length_link_lists_what_the_scan_counted(project, lead_api):
+    """One count everywhere: the list behind "N example(s) over M tokens" is the scan's N, not a byte estimate."""
+    project.max_seq_length = 100
+    project.save()
+    # A 150-character run counts about 116 tokens, but its 330 bytes of JSON / 4 say 82: a byte estimate leaves it out.
+    texts = [" ".join(["word"] * n) for n in (10, 120)] + ["x" * 150]
+    post_jsonl(lead_api, project.slug, jsonl([chat(text) for text in texts]))
+    scan = services.quality_scan_run(scan=services.quality_scan_start(project=project))
+    counted = sorted(example_id for example_id, tokens in scan.stats["longest"] if tokens > 100)
+    listed = sorted(selectors.example_list(project=project, too_long=True).values_list("pk", flat=True))
+    assert listed == counted and len(listed) == scan.stats["too_long"] == 2
+
+
+@pytest.mark.django_db
 def test_the_advice_says_so_when_the_base_model_is_already_good_enough(project, approved):
     assert not any("not worth it" in advice for advice in selectors.readiness(project=project)["advice"])
     services.project_update(project=project, baseline_score=0.93)
