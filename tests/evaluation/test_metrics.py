@@ -149,6 +149,20 @@ def test_the_interval_is_a_paired_bootstrap_of_the_difference():
     assert f1["ci_low"] <= f1["difference"] <= f1["ci_high"] and f1["n"] == 35
 
 
+def test_five_of_five_against_none_is_not_yet_significant():
+    """The percentile bootstrap's interval is [1, 1] there; the exact McNemar test (p = 0.0625) holds it back."""
+    results = {"fine_tuned": {"format_accuracy": 1.0}, "base_zero_shot": {"format_accuracy": 0.0}}
+    small = {"fine_tuned": {"format_accuracy": [1.0] * 5}, "base_zero_shot": {"format_accuracy": [0.0] * 5}}
+    outcome = metrics.verdict(results, ["format_accuracy"], small)
+    (comparison,) = outcome["comparisons"]
+    assert (comparison["ci_low"], comparison["ci_high"]) == (1.0, 1.0)
+    assert comparison["p_value"] == pytest.approx(0.0625) and comparison["significant"] is False
+    assert outcome["outcome"] == "inconclusive"
+    large = {"fine_tuned": {"format_accuracy": [1.0] * 20}, "base_zero_shot": {"format_accuracy": [0.0] * 20}}
+    assert metrics.verdict(results, ["format_accuracy"], large)["outcome"] == "beats_all"
+    assert metrics.mcnemar_exact(0, 0) == 1.0
+
+
 def test_a_tie_is_never_a_loss():
     same = [1.0, 0.0, 1.0, 1.0] * 10
     results = {"fine_tuned": {"format_accuracy": 0.75}, "frontier": {"format_accuracy": 0.75}}

@@ -216,7 +216,8 @@ def test_a_free_form_task_is_judged_on_chrf_and_similarity_with_an_interval_for_
     assert compared == {("base_zero_shot", "chrf"), ("base_zero_shot", "content_relevance")}
     for c in verdict["comparisons"]:
         assert c["ci_low"] <= c["difference"] <= c["ci_high"] and c["n"] == tests
-        assert c["significant"] is (c["ci_low"] > 0 or c["ci_high"] < 0)
+        exact = c["p_value"] is None or c["p_value"] < 0.05  # accuracies also pass the exact McNemar test
+        assert c["significant"] is ((c["ci_low"] > 0 or c["ci_high"] < 0) and exact)
         assert c["better"] is (None if not c["significant"] else c["difference"] > 0)
     if verdict["outcome"] == "inconclusive":
         assert verdict["summary"].startswith("Fine-tuned: inconclusive") and verdict["to_conclude"]
