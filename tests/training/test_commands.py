@@ -17,6 +17,7 @@ from ..helpers import ROOT, service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SPARE_REDIS = "redis://127.0.0.1:6379/9"  # no worker listens here: what a laptop without one looks like
+OWN_REDIS = "redis://127.0.0.1:6379/8"
 
 
 def _stderr_until(process: subprocess.Popen, text: str, timeout: float) -> str:
@@ -50,7 +51,9 @@ def test_wait_without_a_worker_says_so_and_how_to_start_one(project, version, sm
 
 
 def test_inline_trains_and_evaluates_in_this_process_while_a_worker_runs(project, version, small_base, tmp_path):
-    env = service_env(FINELINE_VAR_DIR=tmp_path)
+    # A broker of its own, empty: any training or evaluation task the worker receives could only come from here.
+    redis.Redis.from_url(OWN_REDIS).flushdb()
+    env = service_env(REDIS_URL=OWN_REDIS, FINELINE_VAR_DIR=tmp_path)
     worker = start_worker(env, queues="default,gpu", loglevel="INFO")
     try:
         trained = subprocess.run(
@@ -69,6 +72,7 @@ def test_inline_trains_and_evaluates_in_this_process_while_a_worker_runs(project
         assert json.loads(evaluated.stdout)["status"] == "succeeded"
     finally:
         output = stop_worker(worker)
+        redis.Redis.from_url(OWN_REDIS).flushdb()
     # The worker never saw either job: inline means this process only.
     assert "training.run[" not in output and "evaluation.run[" not in output, output
     assert Evaluation.objects.get().status == "succeeded"
