@@ -80,6 +80,28 @@ def generate(path: Path, rows: int, seed: int) -> int:
     return path.stat().st_size
 
 
+def django_on_fresh_database(db_name: str, **env: str) -> None:
+    """For the benches that run Django in their own process: drop and create `db_name`, point this process at it
+    (plus `env`), set Django up and migrate."""
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {db_name}")
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{SERVER}/{db_name}",
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "FINELINE_VAR_DIR": str(ROOT / "bench" / "out" / "var"),
+            **env,
+        }
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,10 +22,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "fineline_bench_review"
 
 
@@ -65,25 +62,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args()
 
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ.update(
-        {
-            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-            "DJANGO_SETTINGS_MODULE": "config.settings.local",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
-            "FINELINE_VAR_DIR": str(ROOT / "bench" / "out" / "var"),
-        }
-    )
-    sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
-    import django
+    from import_bench import django_on_fresh_database
 
-    django.setup()
+    django_on_fresh_database(DB_NAME, DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1")
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from import_bench import free_port, generate, wait_for  # the same tickets, the same server helpers
@@ -91,7 +74,6 @@ def main() -> None:
     from curation import formats, services
     from curation.models import Example
 
-    call_command("migrate", verbosity=0)
     users = get_user_model().objects
     lead, expert = users.create_user("lead"), users.create_user("expert")
     project = services.project_create(

@@ -12,17 +12,13 @@ Run: `.venv/bin/python bench/stats_bench.py [--large N]`. Uses its own database,
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "fineline_bench_stats"
 
 
@@ -65,29 +61,16 @@ def main() -> None:
     parser.add_argument("--dedup", type=int, default=100_000)
     args = parser.parse_args()
 
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ.update(
-        {
-            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-            "DJANGO_SETTINGS_MODULE": "config.settings.local",
-            "FINELINE_VAR_DIR": str(ROOT / "bench" / "out" / "var"),
-        }
-    )
-    sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
-    import django
+    from import_bench import django_on_fresh_database
 
-    django.setup()
+    django_on_fresh_database(DB_NAME)
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.db import connection
 
     from curation import demo, formats, quality, selectors, services
 
-    call_command("migrate", verbosity=0)
     lead = get_user_model().objects.create_user("lead")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
