@@ -668,12 +668,8 @@ def read_jsonl(
     mapping: ColumnMapping | None = None,
 ) -> Iterator[ParsedExample | LineError]:
     """Stream a JSONL body: one result per non-blank line."""
-    label_set = frozenset(labels)
-    for number, raw in read_lines(stream, max_line_bytes=limits.max_line_bytes, max_body_bytes=max_body_bytes):
-        if raw is None:
-            yield LineError(number, "line_too_long", f"the line is over the limit of {limits.max_line_bytes} bytes.")
-        else:
-            yield parse_line(raw, number, fmt=fmt, labels=label_set, limits=limits, mapping=mapping)
+    rows = rows_jsonl(stream, limits=limits, max_body_bytes=max_body_bytes)
+    return parse_rows(rows, fmt=fmt, labels=labels, limits=limits, mapping=mapping)
 
 
 def read_json_document(
@@ -987,8 +983,6 @@ def read_input(
 ) -> Iterator[ParsedExample | LineError]:
     """Examples and line-numbered errors from a body or file of the given kind, one result per row."""
     fmt = "auto" if fmt in FILE_FORMATS else fmt
-    if kind == "jsonl":  # the fast path: no decoded-row step in between
-        return read_jsonl(stream, fmt=fmt, labels=labels, limits=limits, max_body_bytes=max_body_bytes, mapping=mapping)
     rows = read_rows(kind, stream, limits=limits, max_body_bytes=max_body_bytes)
     if mapping is None and kind in ("csv", "parquet"):
         rows = _present(rows)
