@@ -14,8 +14,11 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 # Direction of each metric, for "best" and for the verdict.
 HIGHER_IS_BETTER = {
@@ -232,6 +235,7 @@ def best(values: dict[str, float | None], metric: str) -> str | None:
 
 
 # --- How sure: paired bootstrap intervals of differences -------------------------------------------------------------
+# numpy is imported inside the functions: the web process imports this module for names and directions only.
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -246,6 +250,8 @@ _CHUNK = 2_000_000  # resampled values held in memory at once
 
 def _bootstrap(m: int, statistic: Callable[[np.ndarray], np.ndarray], resamples: int, seed: int) -> np.ndarray:
     """The statistic on `resamples` resamples (rows of m indices drawn with replacement), a chunk at a time."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     rows = max(1, _CHUNK // max(m, 1))
     out = []
@@ -255,6 +261,8 @@ def _bootstrap(m: int, statistic: Callable[[np.ndarray], np.ndarray], resamples:
 
 
 def _interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
+    import numpy as np
+
     alpha = (1 - confidence) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return round(float(low), 12), round(float(high), 12)
@@ -271,6 +279,8 @@ def paired_mean_difference(
     """mean(a_i - b_i) over the m examples where both systems have a value, and its percentile bootstrap interval:
     the examples resampled with replacement `resamples` times, the same resample for both systems (paired). None when
     no example has both."""
+    import numpy as np
+
     pairs = [(a, b) for a, b in zip(candidate, baseline, strict=True) if a is not None and b is not None]
     if not pairs:
         return None
@@ -296,6 +306,8 @@ def mcnemar_exact(wins: int, losses: int) -> float:
 def _macro_f1_rows(predicted: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
     """macro_f1 of each row of label codes (predicted code k = no label); labels neither predicted nor referenced in
     a row are left out of its mean, as `macro_f1` does."""
+    import numpy as np
+
     rows = predicted.shape[0]
     codes = predicted * k + reference + (np.arange(rows)[:, None] * (k + 1) * k)
     counts = np.bincount(codes.ravel(), minlength=rows * (k + 1) * k).reshape(rows, k + 1, k)
@@ -316,6 +328,8 @@ def paired_macro_f1_difference(
     confidence: float = CONFIDENCE,
 ) -> dict | None:
     """macro_f1(a) - macro_f1(b) over the examples with a reference label, and its paired bootstrap interval."""
+    import numpy as np
+
     keep = [i for i, label in enumerate(reference) if label]
     if not keep:
         return None
@@ -345,6 +359,8 @@ def unpaired_percentile_difference(
 ) -> dict | None:
     """percentile_p(a) - percentile_p(b) of two samples measured apart (latencies of single queries), each resampled
     on its own; its percentile bootstrap interval. None when either sample is empty."""
+    import numpy as np
+
     if not candidate or not baseline:
         return None
     rng = np.random.default_rng(seed)
