@@ -195,6 +195,23 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def metadata_clean(value: Any, limits: Limits, *, measure: bool = False) -> dict[str, Any]:
+    """An example's metadata as every write takes it (import, edit, restore): an object, nested at most
+    `limits.max_depth` deep, without NUL characters; `measure` also bounds its encoded size (an import's line bound
+    it already)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidExample("invalid_metadata", "`metadata` must be an object.")
+    if any(isinstance(item, (dict, list)) for item in value.values()) and _too_deep(value, limits.max_depth):
+        raise InvalidExample("too_deep", f"`metadata` is nested deeper than {limits.max_depth} levels.")
+    if value and has_nul(value):
+        raise InvalidExample("null_character", "`metadata` contains a NUL character (\\u0000).")
+    if measure and value and len(orjson.dumps(value)) > limits.max_line_bytes:
+        raise InvalidExample("too_large", f"`metadata` is larger than {limits.max_line_bytes:,} bytes once encoded.")
+    return value
+
+
 def label_clean(value: Any, labels: frozenset[str]) -> str:
     if value is None:
         return ""
@@ -309,15 +326,7 @@ def example_from_object(obj: Any, line: int, *, fmt: str, labels: frozenset[str]
             f"unknown key(s) {', '.join(unknown)}; allowed for {fmt}: {', '.join(sorted(allowed))}.{hint}",
         )
     messages = validate_messages(_messages_from(obj, fmt), max_tokens=limits.max_tokens)
-    metadata = obj.get("metadata")
-    if metadata is None:
-        metadata = {}
-    elif not isinstance(metadata, dict):
-        raise InvalidExample("invalid_metadata", "`metadata` must be an object.")
-    elif any(isinstance(value, (dict, list)) for value in metadata.values()) and _too_deep(metadata, limits.max_depth):
-        raise InvalidExample("too_deep", f"`metadata` is nested deeper than {limits.max_depth} levels.")
-    if metadata and has_nul(metadata):
-        raise InvalidExample("null_character", "`metadata` contains a NUL character (\\u0000).")
+    metadata = metadata_clean(obj.get("metadata"), limits)
     if "label" in metadata or "tags" in metadata:
         metadata = dict(metadata)
     label = label_clean(obj["label"] if "label" in obj else metadata.pop("label", None), labels)
@@ -1057,7 +1066,10 @@ def example_to_json_line(messages: Any, label: str, tags: list[str], metadata: d
             row["tags"] = tags
         if metadata:
             row["metadata"] = metadata
-    return orjson.dumps(row) + b"\n"
+    try:
+        return orjson.dumps(row) + b"\n"
+    except TypeError:  # nested past orjson's 254 levels (a row older than the write limits): the slower encoder
+        return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 def answer_violations(spec: dict | None, text: str) -> list[str]:

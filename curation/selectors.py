@@ -167,11 +167,26 @@ def example_get(*, project: Project, example_id: int) -> Example:
     return example
 
 
+class ExportError(Exception):
+    """An export that cannot go on: the lines already sent are not the whole export."""
+
+
 def example_export_lines(*, examples: QuerySet[Example], messages_only: bool = False) -> Iterator[bytes]:
     """Stream examples as JSONL lines (OpenAI chat format), a server-side cursor at a time."""
     rows = examples.values_list("messages", "label", "tags", "metadata").iterator(chunk_size=2000)
-    for messages, label, tags, metadata in rows:
-        yield formats.example_to_json_line(messages, label, tags, metadata, messages_only=messages_only)
+    lines = (formats.example_to_json_line(*row, messages_only=messages_only) for row in rows)
+    return _export_guarded(lines)
+
+
+def _export_guarded(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines, or an ExportError naming how far the export got: never a shorter file that looks whole."""
+    count = 0
+    try:
+        for line in lines:
+            yield line
+            count += 1
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ExportError(f"the export stopped after {count} example(s): the next one cannot be written ({error}).")
 
 
 def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
@@ -592,5 +607,7 @@ def dashboard_stats(*, project: Project) -> dict[str, Any]:
 
 def version_export_lines(*, version: DatasetVersion, split: str, messages_only: bool = False) -> Iterator[bytes]:
     items = version.items.filter(split=split).order_by("id").values_list("messages", "label")
-    for messages, label in items.iterator(2000):
-        yield formats.example_to_json_line(messages, label, [], {}, messages_only=messages_only)
+    lines = (
+        formats.example_to_json_line(m, label, [], {}, messages_only=messages_only) for m, label in items.iterator(2000)
+    )
+    return _export_guarded(lines)

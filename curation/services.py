@@ -23,6 +23,7 @@ import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
@@ -448,6 +449,16 @@ def _example_search_refresh(example_id: int) -> None:
 # --- Editing examples ------------------------------------------------------------------------------------------
 
 EDITABLE_FIELDS = ("messages", "label", "tags", "metadata", "status")
+# Edits and restores that set `status` skip the review's rules (how many reviews, agreement): leads only.
+STATUS_BY_LEAD_ONLY = frozenset({Revision.Kind.EDIT, Revision.Kind.RESTORE})
+
+
+def is_lead(*, project: Project, user: AbstractBaseUser | None) -> bool:
+    if user is None:
+        return True  # the system itself (demo loader, migrations)
+    if user.is_superuser:
+        return True
+    return Membership.objects.filter(project=project, user=user, role=Membership.Role.LEAD).exists()
 
 
 def example_update(
@@ -463,6 +474,11 @@ def example_update(
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ServiceError(f"cannot change {', '.join(sorted(unknown))}.")
+    if "status" in changes and kind in STATUS_BY_LEAD_ONLY and not is_lead(project=example.project, user=user):
+        raise PermissionDenied(
+            "Only a project lead sets an example's status directly; experts decide through the review, "
+            f"which needs {example.project.reviews_required} review(s)."
+        )
     values = _example_clean(example.project, changes)
     with transaction.atomic():
         _revision_initial(example)
@@ -532,11 +548,10 @@ def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
     except formats.InvalidExample as error:
         raise ServiceError(error.message, field=error.code)
     if "metadata" in changes:
-        if not isinstance(changes["metadata"], dict):
-            raise ServiceError("`metadata` must be an object.", field="metadata")
-        if formats.has_nul(changes["metadata"]):
-            raise ServiceError("`metadata` contains a NUL character.", field="metadata")
-        values["metadata"] = changes["metadata"]
+        try:
+            values["metadata"] = formats.metadata_clean(changes["metadata"] or {}, limits, measure=True)
+        except formats.InvalidExample as error:
+            raise ServiceError(error.message, field="metadata")
     if "status" in changes:
         if changes["status"] not in ReviewStatus.values:
             raise ServiceError(f"`status` must be one of {', '.join(ReviewStatus.values)}.", field="status")
@@ -798,6 +813,12 @@ def example_restore(*, example: Example, user: AbstractBaseUser, revision: Revis
     }
     current = {key: getattr(example, key) for key in changes}
     changes = {key: value for key, value in changes.items() if current[key] != value}
+    if "status" in changes and not is_lead(project=example.project, user=user):
+        del changes["status"]  # an expert restores the content; the status stays what the review made it
+        if not changes:
+            raise ServiceError(
+                f"the content already matches version {revision.version}; only a lead can restore its status."
+            )
     if not changes:
         raise ServiceError(f"the example already matches version {revision.version}.")
     return example_update(
@@ -825,6 +846,13 @@ def draft_save(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
     ):
         raise ServiceError("a draft's messages must be a list of {role, content} strings.", field="messages")
+    try:
+        label = formats.label_clean(label, frozenset())  # any label while drafting; the review checks the set
+        tags = formats.tags_clean(tags or [])
+    except formats.InvalidExample as error:
+        raise ServiceError(error.message, field=error.code)
+    if formats.has_nul([messages, comment]):
+        raise ServiceError("a draft cannot hold a NUL character (\\u0000).", field="messages")
     draft, _ = Draft.objects.update_or_create(
         example=example,
         user=user,

@@ -519,10 +519,11 @@ def example_restore(request, slug: str, pk: int, version: int):
     revision = Revision.objects.filter(example=example, version=version).first()
     if revision is None:
         return HttpResponse("No such version.", status=404)
+    current_version = request.POST.get("version", "")
+    if not current_version.isdigit():
+        return HttpResponse("`version` must be the example's current version number.", status=400)
     try:
-        services.example_restore(
-            example=example, user=request.user, revision=revision, version=int(request.POST.get("version", "0"))
-        )
+        services.example_restore(example=example, user=request.user, revision=revision, version=int(current_version))
         flash.success(request, f"Restored version {version} as a new version.")
     except services.VersionConflict:
         flash.error(request, "The example changed while you were reading its history; nothing was restored.")

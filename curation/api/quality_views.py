@@ -23,6 +23,7 @@ from .serializers import (
     QualityScanSerializer,
     ReadinessSerializer,
 )
+from .views import export_stream
 
 
 class ReadinessView(APIView):
@@ -187,7 +188,7 @@ class DatasetVersionExportView(APIView):
             raise ValidationError({"split": ["Must be one of train, val, test."]})
         messages_only = request.query_params.get("messages_only", "").lower() in {"1", "true", "yes"}
         lines = selectors.version_export_lines(version=version, split=split, messages_only=messages_only)
-        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response = StreamingHttpResponse(export_stream(lines), content_type="application/x-ndjson")
         name = f"{version.project.slug}-v{version.number}-{split}.jsonl"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response

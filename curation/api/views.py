@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+from collections.abc import Iterator
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse, StreamingHttpResponse
@@ -13,9 +16,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config.parsers import JSONParser
 
 from .. import formats, selectors, services
 from ..models import Example, ImportJob, Project, ReviewStatus
@@ -29,6 +34,8 @@ from .serializers import (
     ProjectSerializer,
     ProjectUpdateSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class ProjectViewSet(
@@ -389,6 +396,17 @@ class ImportDetailView(APIView):
         return Response(ImportJobSerializer(job).data)
 
 
+def export_stream(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """An HTTP export's body: on an ExportError, a last line says so, then the stream breaks off (a chunked
+    response ends without its final chunk, so clients report the transfer as incomplete)."""
+    try:
+        yield from lines
+    except selectors.ExportError as error:
+        logger.error("export failed: %s", error)
+        yield orjson.dumps({"error": str(error)}) + b"\n"
+        raise
+
+
 class ExportView(APIView):
     """Stream examples as JSONL in the OpenAI chat format; every example when no filter is given."""
 
@@ -405,7 +423,7 @@ class ExportView(APIView):
         messages_only = request.query_params.get("messages_only", "").lower() in {"1", "true", "yes"}
         examples = selectors.example_list(project=project, **filters)
         lines = selectors.example_export_lines(examples=examples, messages_only=messages_only)
-        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response = StreamingHttpResponse(export_stream(lines), content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}.jsonl"'
         return response
 

@@ -47,11 +47,12 @@ def test_cursor_pagination_walks_every_example_once(project, examples, expert_ap
     assert seen == [e.pk for e in examples]
 
 
-def test_patch_with_current_version_saves_and_keeps_history(project, examples, expert_api, expert):
+def test_patch_with_current_version_saves_and_keeps_history(project, examples, lead_api, lead):
+    """A lead's edit (only leads set `status` directly: tests/security/test_review_rules.py)."""
     example = examples[1]
     messages = [dict(m) for m in example.messages]
     messages[-1]["content"] = "SEVERITY: P4\nIMPACT: Cosmetic\nACTION: Log a bug"
-    response = expert_api.patch(
+    response = lead_api.patch(
         url(project, example.pk),
         {"version": 1, "messages": messages, "label": "P4", "tags": ["cosmetic"], "status": "approved"},
         format="json",
@@ -61,7 +62,7 @@ def test_patch_with_current_version_saves_and_keeps_history(project, examples, e
     revisions = list(Revision.objects.filter(example=example).order_by("version"))
     assert [(r.version, r.kind) for r in revisions] == [(1, "import"), (2, "edit")]
     assert revisions[0].messages == example.messages  # the original survives
-    assert revisions[1].author == expert and revisions[1].messages[-1]["content"].endswith("Log a bug")
+    assert revisions[1].author == lead and revisions[1].messages[-1]["content"].endswith("Log a bug")
 
 
 def test_stale_patch_is_409_with_current_state_and_overwrites_nothing(project, examples, expert_api, lead_api):

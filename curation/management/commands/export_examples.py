@@ -31,6 +31,8 @@ class Command(BaseCommand):
             for line in lines:
                 target.write(line)
                 count += 1
+        except selectors.ExportError as error:
+            raise CommandError(str(error))
         finally:
             if output:
                 target.close()

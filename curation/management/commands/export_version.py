@@ -28,6 +28,9 @@ class Command(BaseCommand):
             target.mkdir(parents=True, exist_ok=True)
             for split in ("train", "val", "test"):
                 with (target / f"{split}.jsonl").open("wb") as out:
-                    for line in selectors.version_export_lines(version=version, split=split):
-                        out.write(line)
+                    try:
+                        for line in selectors.version_export_lines(version=version, split=split):
+                            out.write(line)
+                    except selectors.ExportError as error:
+                        raise CommandError(f"{split}.jsonl: {error}")
         self.stdout.write(f"Wrote version {number} of {slug} to {target}.")
