@@ -13,6 +13,8 @@ from curation.services import ServiceError
 from evaluation import api as evaluation
 from training import api as training
 
+from . import tokens
+
 router = DefaultRouter()
 router.register("projects", curation.ProjectViewSet, basename="project")
 
@@ -21,6 +23,8 @@ example = curation.ExampleViewSet.as_view({"get": "retrieve", "patch": "partial_
 
 urlpatterns = [
     *router.urls,
+    path("auth/token/", tokens.TokenCreateView.as_view(), name="token-create"),
+    path("auth/token/current/", tokens.TokenRevokeView.as_view(), name="token-revoke"),
     path("projects/<slug:slug>/members/", curation.MemberView.as_view(), name="project-members"),
     path("projects/<slug:slug>/examples/", examples, name="example-list"),
     path("projects/<slug:slug>/examples/bulk/", bulk_views.ExampleBulkView.as_view(), name="example-bulk"),

@@ -5,6 +5,7 @@ on the filesystem. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -40,6 +41,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
+    "csp",
     "curation",
     "training",
     "evaluation",
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -56,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: answers a locked-out login (browser, admin, API token) with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -100,6 +106,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Sessions read from the cache (Redis in production) and written through to the database.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is hashed (hashing is the costly part).
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "curation:project_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -136,9 +147,11 @@ REST_FRAMEWORK = {
     # `format` is the import format (auto, openai, sharegpt...), not a renderer override.
     "URL_FORMAT_OVERRIDE": None,
 }
+_token_days = float(os.environ.get("FINELINE_API_TOKEN_DAYS", 90))
 REST_KNOX = {
-    # Integrators' tokens live until revoked; only a SHA-512 digest is stored.
-    "TOKEN_TTL": None,
+    # Integrators' tokens expire after FINELINE_API_TOKEN_DAYS (0: never) unless revoked first; only a SHA-512
+    # digest is stored.
+    "TOKEN_TTL": timedelta(days=_token_days) if _token_days > 0 else None,
     "TOKEN_PREFIX": "fl_",
     "AUTO_REFRESH": False,
 }
@@ -172,13 +185,14 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 172800))}
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control, beside the code
         "store_processed": False,
     }
 # A shared cache (Redis) when there is one, so that every web process sees the same invalidations.
@@ -269,4 +283,35 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# --- Security -------------------------------------------------------------------------------------------------------
+# Failed logins (browser, admin, API token): after FINELINE_LOGIN_FAILURE_LIMIT failures for one account or from one
+# address, that account or address is refused (429, no password checked) for FINELINE_LOGIN_COOLOFF_MINUTES after
+# its last failure.
+AXES_FAILURE_LIMIT = int(os.environ.get("FINELINE_LOGIN_FAILURE_LIMIT", 10))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("FINELINE_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_VERBOSE = False
+# How many reverse proxies stand in front of the app (docker-compose: 1, nginx): the client's address is then the
+# one that many entries from the right of X-Forwarded-For; with 0 the header is ignored (anyone could forge it).
+FINELINE_PROXY_COUNT = int(os.environ.get("FINELINE_PROXY_COUNT", 0))
+
+# Content-Security-Policy: scripts, styles and everything else from this origin only (no inline code anywhere).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }

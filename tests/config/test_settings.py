@@ -62,3 +62,20 @@ def test_a_nul_character_is_a_400_in_a_query_a_form_or_a_json_body(client, lead_
     assert client.post(f"/projects/{project.slug}/settings/", {"tokenizer": "x\x00"}).status_code == 400
     response = lead_api.patch(f"/api/v1/projects/{project.slug}/", {"name": "a\x00b"}, format="json")
     assert response.status_code == 400 and "NUL" in response.json()["detail"]
+
+
+def test_the_filesystem_broker_keeps_its_control_folder_under_the_var_dir(tmp_path):
+    """kombu's default is ./control beside the code, which ended up committed."""
+    code = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['control_folder'])"
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", FINELINE_VAR_DIR=str(tmp_path), REDIS_URL="")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == str(tmp_path / "broker" / "control"), result.stderr
+    assert (tmp_path / "broker" / "control").is_dir()
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
