@@ -1158,7 +1158,10 @@ def dataset_version_freeze(
     same seeded order (deterministic). Near-duplicate clusters (from the last quality scan) stay in one split.
     """
     shares = (train, val, test)
-    if any(not isinstance(share, (int, float)) or share < 0 for share in shares) or abs(sum(shares) - 1) > 1e-6:
+    # NaN passes every comparison (a frozen nan share made the versions' list a 500 for good): finite numbers only.
+    if any(not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0 for share in shares) or not (
+        abs(sum(shares) - 1) <= 1e-6
+    ):
         raise ServiceError("train, val and test must be non-negative shares that add up to 1.", field="train")
     if train <= 0:
         raise ServiceError("the train share must be above 0.", field="train")

@@ -545,11 +545,14 @@ def disagreements(request, slug: str):
 def adjudicate(request, slug: str, pk: int):
     project = selectors.project_get(user=request.user, slug=slug, lead=True)
     example = selectors.example_get(project=project, example_id=pk)
+    version = request.POST.get("version", "")
+    if not version.isdigit():
+        return HttpResponse("`version` must be the example's current version number.", status=400)
     try:
         services.example_adjudicate(
             example=example,
             lead=request.user,
-            version=int(request.POST.get("version", "0")),
+            version=int(version),
             decision=request.POST.get("decision", ""),
             label=request.POST.get("label", ""),
         )

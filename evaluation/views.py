@@ -6,6 +6,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
@@ -35,7 +36,8 @@ def evaluation_list(request, slug: str):
     if request.method == "POST":
         if not _lead(project):
             raise PermissionDenied("Only a project lead can start an evaluation.")
-        run = TrainingRun.objects.filter(project=project, pk=request.POST.get("training_run") or 0).first()
+        run_id = request.POST.get("training_run", "")
+        run = TrainingRun.objects.filter(project=project, pk=run_id).first() if run_id.isdigit() else None
         try:
             if run is None:
                 raise ServiceError("choose a finished training run.")
@@ -143,16 +145,16 @@ def prompt_variants(request, slug: str):
     project = curation_selectors.project_get(user=request.user, slug=slug)
     variant = None
     if request.GET.get("edit"):
-        variant = get_object_or_404(PromptVariant, project=project, pk=request.GET["edit"])
+        variant = get_object_or_404(PromptVariant, project=project, pk=_id(request.GET["edit"]))
     if request.method == "POST":
         if not _lead(project):
             raise PermissionDenied("Only a project lead can edit prompts.")
         if request.POST.get("delete"):
-            get_object_or_404(PromptVariant, project=project, pk=request.POST["delete"]).delete()
+            get_object_or_404(PromptVariant, project=project, pk=_id(request.POST["delete"])).delete()
             flash.success(request, "Deleted.")
             return redirect("evaluation:prompt_variants", slug=slug)
         if request.POST.get("variant"):
-            variant = get_object_or_404(PromptVariant, project=project, pk=request.POST["variant"])
+            variant = get_object_or_404(PromptVariant, project=project, pk=_id(request.POST["variant"]))
         try:
             saved = services.prompt_variant_save(
                 project=project,
@@ -188,3 +190,10 @@ def prompt_variants(request, slug: str):
         "label": request.GET.get("label", ""),
     }
     return render(request, "evaluation/prompt_variants.html", context)
+
+
+def _id(value: str) -> int:
+    """A row id from a form or query parameter; anything else is no such row (404), never a 500."""
+    if not value.isdigit() or len(value) > 18:
+        raise Http404("No such item.")
+    return int(value)
