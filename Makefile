@@ -26,6 +26,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/json_array_bench.py
 	$(BIN)/python bench/review_bench.py
 	$(BIN)/python bench/bulk_bench.py
 	$(BIN)/python bench/stats_bench.py
