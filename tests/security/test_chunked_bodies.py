@@ -69,7 +69,10 @@ def test_runserver_answers_a_chunked_body_with_411(live_server, project, lead):
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/x-ndjson"}
     body = iter([jsonl([chat("a")]), jsonl([chat("b")])])
-    connection.request("POST", imports(project), body=body, headers=headers, encode_chunked=True)
+    try:
+        connection.request("POST", imports(project), body=body, headers=headers, encode_chunked=True)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # answered and closed before the rest of the body went out: the answer is there to read
     response = connection.getresponse()
     answer = json.loads(response.read())
     connection.close()
