@@ -9,4 +9,5 @@ COPY . .
 RUN mkdir -p /var/lib/fineline \
  && DJANGO_SECRET_KEY=build-only-collectstatic-key-0123456789-0123456789-0123456789 python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "600"]
+# Sync workers: serve them behind a buffering proxy only (docker-compose.yml's nginx; see deploy/gunicorn.conf.py).
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi:application"]

@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
 test: $(VENV)/.installed
-	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-system-packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 	# The service and API suites again on make run's database (SQLite); tests/embedded/ above ran make run itself.

@@ -1,6 +1,8 @@
-"""Helpers to build chat rows, send them to the import API, and run a real Celery worker."""
+"""Helpers to build chat rows, send them to the import API, and run a real Celery worker, gunicorn and nginx."""
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,11 +58,59 @@ def service_env(**extra) -> dict:
 
 
 def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
-    """The web app as production serves it (gunicorn, sync workers); the caller waits for the port and stops it."""
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", str(workers), "--log-level", "warning"]
-    env = {**env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_DEBUG": "0"}
+    """The web app as production serves it (gunicorn with the deployment's deploy/gunicorn.conf.py: sync workers); the
+    caller waits for the port and stops it."""
+    command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi:application"]
+    command += ["--log-level", "warning"]
+    env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_DEBUG": "0",
+    }
     return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "default.conf.template"
+
+
+def nginx_config(variables: dict[str, str], prefix: Path) -> str:
+    """The deployment's nginx template rendered as the official image renders it (each ${NAME} it is given replaced,
+    envsubst-style), inside a main configuration that keeps the pid, logs and temporary files under `prefix`."""
+    template = NGINX_TEMPLATE.read_text()
+    server = re.sub(r"\$\{(\w+)\}", lambda match: variables.get(match[1], match[0]), template)
+    assert "${" not in server, "a template variable was not given"
+    temp_paths = "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi"))
+    temp_paths += "\n" + "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("uwsgi", "scgi"))
+    # Workers of a root master run as `nobody`, who could not enter pytest's private temporary folders.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n{user}"
+        f"events {{\n    worker_connections 1024;\n}}\nhttp {{\n    access_log {prefix / 'access.log'};\n{temp_paths}\n"
+        f"{server}\n}}\n"
+    )
+
+
+def start_nginx(prefix: Path, *, listen: int, upstream: str, **variables: str) -> subprocess.Popen:
+    """nginx (Debian's) in the foreground, in front of `upstream`, from the deployment's template; the caller waits for
+    the port and stops it. `variables` override the template's other values (body limit, trusted proxy)."""
+    from django.conf import settings
+
+    values = {
+        "FINELINE_PROXY_LISTEN": f"127.0.0.1:{listen}",
+        "FINELINE_UPSTREAM": upstream,
+        "FINELINE_IMPORT_MAX_BODY_BYTES": str(settings.FINELINE_IMPORT_MAX_BODY_BYTES),
+        # TEST-NET-1: no terminator in front, the test's own connections are clients like any other.
+        "FINELINE_TRUSTED_PROXY": "192.0.2.1",
+        **variables,
+    }
+    prefix.mkdir(parents=True, exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(nginx_config(values, prefix))
+    subprocess.run([NGINX, "-t", "-q", "-p", str(prefix), "-c", str(config)], check=True)
+    return subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config)])
 
 
 def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING", extra=()) -> subprocess.Popen:

@@ -242,6 +242,14 @@ class _UnsupportedType(Exception):
     pass
 
 
+class _EmptyBody(Exception):
+    pass
+
+
+def _empty_body(message: str) -> Response:
+    return Response({"detail": message, "code": "empty_body"}, status=status.HTTP_400_BAD_REQUEST)
+
+
 def _import_options(params) -> tuple[str, formats.ColumnMapping | None]:
     """`format` and `mapping` from the query, checked before any of the body is read."""
     fmt = params.get("format", "auto")
@@ -265,23 +273,35 @@ def _import_input(request, *, fmt: str):
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": ["Send the examples as a multipart field named `file`."]})
+        if not upload.size:
+            raise _EmptyBody("The uploaded file is empty: it holds no examples to import.")
         stream = upload.open("rb")
         head = stream.read(64)
         stream.seek(0)
         kind = formats.file_kind(requested=fmt, name=upload.name, content_type=upload.content_type or "", head=head)
         # Parquet seeks to its index at the end: hand it the underlying (seekable) file, not Django's wrapper.
         return kind, upload.file if kind == "parquet" else stream, f"file:{upload.name}"[:200]
+    if not _content_length(request):
+        # A chunked body has its length by now (config.middleware.ReadChunkedBodies), so this one is really empty.
+        raise _EmptyBody(
+            "The request body is empty: send the examples in it (JSONL, a JSON array, CSV or Parquet) or as a"
+            " multipart `file`."
+        )
     kind = formats.body_kind(requested=fmt, content_type=content_type)
     if kind is None:
         raise _UnsupportedType(content_type)
     return kind, request._request, "api"
 
 
-def _content_length_over(request, limit: int) -> bool:
+def _content_length(request) -> int:
     try:
-        return int(request.META.get("CONTENT_LENGTH") or 0) > limit
+        return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return False
+        return 0
+
+
+def _content_length_over(request, limit: int) -> bool:
+    return _content_length(request) > limit
 
 
 class ImportView(APIView):
@@ -312,8 +332,9 @@ class ImportView(APIView):
                     ]
                 },
                 "failed (the report; nothing written): an error in atomic mode, every line rejected, or no line at"
-                " all. Or a request without a body or file, or a bad `mode`, `format` or `mapping`.",
+                " all. Or a request with an empty body or file, or none, or a bad `mode`, `format` or `mapping`.",
             ),
+            411: OpenApiResponse(description="A chunked body this server cannot read: send a Content-Length."),
             413: OpenApiResponse(description="Body over the import limit."),
             415: OpenApiResponse(description="Unsupported content type."),
         },
@@ -331,6 +352,8 @@ class ImportView(APIView):
             kind, stream, source = _import_input(request, fmt=fmt)
         except _UnsupportedType as error:
             return _unsupported_type(str(error))
+        except _EmptyBody as error:
+            return _empty_body(str(error))
         options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits(), "mapping": mapping}
         records = formats.read_input(kind, stream, max_body_bytes=limit, **options)
         try:
@@ -360,6 +383,7 @@ class ImportPreviewView(APIView):
         request=IMPORT_BODIES,
         responses={
             200: ImportPreviewSerializer,
+            411: OpenApiResponse(description="A chunked body this server cannot read: send a Content-Length."),
             413: OpenApiResponse(description="Body over the import limit."),
             415: OpenApiResponse(description="Unsupported content type."),
         },
@@ -379,6 +403,8 @@ class ImportPreviewView(APIView):
             )
         except _UnsupportedType as error:
             return _unsupported_type(str(error))
+        except _EmptyBody as error:
+            return _empty_body(str(error))
         except formats.BodyTooLarge:
             return _payload_too_large(limit)
         return Response(ImportPreviewSerializer({"format": kind, **preview}).data)
