@@ -4,6 +4,7 @@ layer would hand over as empty. Each is settled here, before any view runs, with
 import tempfile
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 
@@ -15,7 +16,17 @@ class RejectNulCharacters:
         self.get_response = get_response
 
     def __call__(self, request):
-        if self._has_nul(request):
+        try:
+            nul = self._has_nul(request)
+        except RequestDataTooBig:
+            message = (
+                f"The body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes, the limit of a form or JSON body"
+                " (imports take files up to the upload limit)."
+            )
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message, "code": "body_too_large"}, status=413)
+            return HttpResponse(message, status=413)
+        if nul:
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": MESSAGE}, status=400)
             return HttpResponseBadRequest(MESSAGE)

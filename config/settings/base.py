@@ -279,6 +279,9 @@ FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_RE
 FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
 # Files bigger than this spill to disk during a multipart upload instead of staying in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# A form or JSON body (not an import: those stream) is read into memory whole: room for one example at the import's
+# line limit, twice over; past it, 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(int(2.5 * 1024 * 1024), 2 * FINELINE_IMPORT_MAX_LINE_BYTES)
 
 LOGGING = {
     "version": 1,

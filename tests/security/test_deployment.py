@@ -51,6 +51,9 @@ def test_only_nginx_is_published_and_gunicorn_sits_behind_it():
     # nginx refuses what the app would refuse, from the same setting.
     assert int(environment["FINELINE_IMPORT_MAX_BODY_BYTES"]) == DEFAULT_BODY_LIMIT
     assert int(web["environment"]["FINELINE_IMPORT_MAX_BODY_BYTES"]) == DEFAULT_BODY_LIMIT
+    # The login lockout counts the address nginx saw, not one a client wrote into X-Forwarded-For.
+    assert str(web["environment"]["FINELINE_PROXY_COUNT"]) == "1"
+    assert web["environment"]["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
     mounts = [
         volume if isinstance(volume, str) else f"{volume['source']}:{volume['target']}" for volume in nginx["volumes"]
     ]

@@ -93,3 +93,16 @@ def test_a_malformed_draft_is_refused_not_a_500(examples, expert, client, form):
     response = client.post(f"/projects/triage/examples/{example.pk}/draft/", {"version": 1, **form})
     assert response.status_code in (400, 422)  # NUL characters: the middleware's 400; the rest: the draft's 422
     assert not Draft.objects.filter(example=example).exists()
+
+
+def test_an_api_json_body_past_the_bound_is_a_413_before_it_is_parsed(examples, lead_api, settings):
+    """A JSON body over the limit was an HTML "Bad Request (400)" page; it is the API's JSON 413."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    body = orjson.dumps({"version": 1, "tags": ["x" * 40] * 100})
+    response = lead_api.generic(
+        "PATCH", f"/api/v1/projects/triage/examples/{examples[0].pk}/", body, content_type="application/json"
+    )
+    assert response.status_code == 413, response.content
+    assert "over 2,000 bytes" in response.json()["detail"]
+    examples[0].refresh_from_db()
+    assert examples[0].version == 1
