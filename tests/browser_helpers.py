@@ -12,6 +12,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# A predicate for page.wait_for_function (arg: the example shown before). Functions, not expression strings: the
+# site's Content-Security-Policy forbids eval, which Playwright uses for expression strings.
+PANEL_CHANGED = "(before) => document.querySelector('[data-review-panel]').dataset.example != before"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..browser_helpers import ARTIFACTS, log_in, newcomer_loop
+from ..browser_helpers import ARTIFACTS, PANEL_CHANGED, log_in, newcomer_loop
 from ..helpers import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -143,9 +143,7 @@ def test_the_dashboard_and_readiness_count_what_the_database_holds(app, context)
     stats = json.loads(app.api("GET", "stats/")[1])
     assert {status: stats["progress"][status] for status in counts} == counts
     approved_by_label = dict(
-        app.sql(
-            "SELECT label, count(*) FROM curation_example WHERE status = 'approved' AND label != '' GROUP BY 1"
-        )
+        app.sql("SELECT label, count(*) FROM curation_example WHERE status = 'approved' AND label != '' GROUP BY 1")
     )
     assert stats["approved_by_label"] == approved_by_label
     readiness = json.loads(app.api("GET", "readiness/")[1])
@@ -178,7 +176,7 @@ def test_import_review_and_export(app, context):
     example = int(page.get_attribute("[data-review-panel]", "data-example"))
     page.keyboard.press("1")  # label P1
     page.keyboard.press("a")  # approve
-    page.wait_for_function(f"document.querySelector('[data-review-panel]').dataset.example != '{example}'")
+    page.wait_for_function(PANEL_CHANGED, arg=str(example))
     assert app.sql("SELECT status, label FROM curation_example WHERE id = ?", example) == [("approved", "P1")]
     assert app.sql("SELECT count(*) FROM curation_review WHERE example_id = ?", example) == [(1,)]
     after = app.status_counts()

@@ -61,7 +61,9 @@ def test_a_lead_evaluates_a_run_and_reads_the_verdict(
     page.wait_for_selector("[data-examples] article")
     shown = page.locator("[data-examples] article").count()
     page.check("[data-failures-only]")
-    page.wait_for_function(f"document.querySelectorAll('[data-examples] article.failed').length > 0 || {shown} == 0")
+    page.wait_for_function(
+        "(shown) => document.querySelectorAll('[data-examples] article.failed').length > 0 || shown == 0", arg=shown
+    )
     assert page.locator("[data-examples] article:not(.failed)").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "evaluation.png"), full_page=True)

@@ -26,7 +26,7 @@ def test_a_lead_launches_watches_and_deploys_a_run(browser, live_server, project
     # A preset fills the form and the pre-flight follows (htmx), without a reload.
     page.select_option("select[name=preset]", "lora-wide")
     assert page.input_value("input[name=lora_r]") == "64"
-    page.wait_for_function("document.querySelector('[data-trainable]').textContent.trim().startsWith('753,664')")
+    page.wait_for_function("() => document.querySelector('[data-trainable]').textContent.trim().startsWith('753,664')")
     page.fill("input[name=base_model]", "meta-llama/Llama-3.1-8B-Instruct")
     page.select_option("select[name=method]", "full")
     assert page.is_hidden("[data-field=lora_r]")  # LoRA settings hide for a full fine-tune
@@ -59,7 +59,9 @@ def test_a_lead_launches_watches_and_deploys_a_run(browser, live_server, project
     worker.start()
     try:
         # The page polls the row: the curves fill in and the status moves on, with no reload.
-        page.wait_for_function("window.Chart && Chart.getChart('loss-chart').data.labels.length >= 5", timeout=120_000)
+        page.wait_for_function(
+            "() => window.Chart && Chart.getChart('loss-chart').data.labels.length >= 5", timeout=120_000
+        )
         page.wait_for_selector("[data-run-live][data-status=succeeded]", timeout=120_000)
     finally:
         worker.join(timeout=120)
