@@ -87,3 +87,19 @@ def test_every_page_fits_a_phone_and_a_desktop_and_axe_finds_nothing_serious(bro
     context.close()
     print("axe-core violations (rule x page x size):", dict(sorted(impacts.items())) or "none")
     assert not problems, "\n".join(problems)
+
+
+def test_the_next_example_is_announced_by_name_and_focus_shows_on_its_panel(browser, live_server, site, project):
+    context = browser.new_context(viewport=SIZES["390x844"])
+    page = log_in(context, live_server.url, "maria", "pw-maria")
+    page.goto(live_server.url + site["review"])
+    first = int(page.get_attribute("[data-review-panel]", "data-example"))
+    page.keyboard.press("n")  # the queue's "next" key: the panel is swapped and takes focus
+    page.wait_for_selector(f"[data-review-panel]:not([data-example='{first}'])")
+    second = int(page.get_attribute("[data-review-panel]", "data-example"))
+    # What a screen reader says on the focus move: the region's name, the example's number.
+    region = page.get_by_role("region", name=f"Example #{second}")
+    assert region.count() == 1 and page.evaluate("document.activeElement.hasAttribute('data-review-panel')")
+    style, width = page.evaluate("(s => [s.outlineStyle, s.outlineWidth])(getComputedStyle(document.activeElement))")
+    assert style != "none" and width != "0px", (style, width)
+    context.close()
