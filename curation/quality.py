@@ -144,6 +144,20 @@ def assign_splits(groups: Iterable[tuple[int, str, int]], *, train: float, val: 
 # --- Readiness ---------------------------------------------------------------------------------------------------
 
 
+# What people read for each check; the ids stay for programs (the API, data-check attributes, tests).
+CHECK_NAMES = {
+    "min_examples": "Enough approved examples",
+    "all_reviewed": "Version fully approved",
+    "label_balance": "Labels balanced",
+    "edge_cases": "Edge cases covered",
+    "duplicates": "No duplicates",
+    "no_leakage": "No leakage across splits",
+    "format_conformance": "Answers fit the output format",
+    "token_length": "Examples within the max length",
+    "split_frozen": "Split frozen",
+}
+
+
 @dataclass
 class Check:
     id: str
@@ -153,8 +167,10 @@ class Check:
     # "unmeasured": the data cannot tell yet (nothing approved, no scan, no version); such a check never passes.
     # Otherwise "passed" or "failed", from `passed`.
     status: str = ""
+    name: str = ""
 
     def __post_init__(self) -> None:
+        self.name = self.name or CHECK_NAMES.get(self.id, self.id.replace("_", " ").capitalize())
         if self.status == "unmeasured":
             self.passed = False
         else:

@@ -69,7 +69,21 @@ def project_detail(request, slug: str):
         "agreement": selectors.agreement(project=project) if project.reviews_required > 1 else None,
         "disputed": selectors.disagreement_list(project=project).count(),
     }
+    context["chart_tables"] = _chart_tables(dashboard)
     return render(request, "curation/project_detail.html", context)
+
+
+def _chart_tables(dashboard: dict) -> dict:
+    """The charts' numbers as rows, for the text tables beside them (a screen reader cannot read a canvas)."""
+    everything = dashboard["all_by_label"]
+    labels = [(label, count, everything.get(label, 0)) for label, count in dashboard["approved_by_label"].items()]
+    tokens = dashboard["tokens"]
+    if not tokens:
+        return {"labels": labels, "roles": [], "tokens": []}
+    buckets, roles = tokens["buckets"], list(tokens["histogram"])
+    ranges = [f"{low}-{buckets[i + 1] - 1}" if i + 1 < len(buckets) else f"{low}+" for i, low in enumerate(buckets)]
+    rows = [(span, [tokens["histogram"][role][i] for role in roles]) for i, span in enumerate(ranges)]
+    return {"labels": labels, "roles": roles, "tokens": rows}
 
 
 PREVIEW_TEXT_CHARS = 300

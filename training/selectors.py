@@ -116,6 +116,8 @@ def training_run_preflight(
     return {
         "readiness": readiness,
         "failing_checks": failing,
+        # What the pre-flight shows people: the checks' names, not their ids.
+        "failing_names": [check["name"] for check in readiness["checks"] if not check["passed"]],
         "max_length": max_length,
         "over_length": over_length,
         **figures,

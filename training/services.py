@@ -111,7 +111,7 @@ def training_run_create(
     options.setdefault("max_seq_length", project.max_seq_length)
     verdict = curation_selectors.readiness(project=project, max_length=options["max_seq_length"])
     if not verdict["ready"] and not override_readiness.strip():
-        failing = ", ".join(check["id"] for check in verdict["checks"] if not check["passed"])
+        failing = ", ".join(check["name"].lower() for check in verdict["checks"] if not check["passed"])
         raise ServiceError(
             f"the data is not ready ({failing}); give a written reason to train anyway.", field="override_readiness"
         )

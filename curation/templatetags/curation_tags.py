@@ -1,7 +1,10 @@
-"""Filters of the curation pages: Markdown rendered without raw HTML, and the starting height of a text's editor."""
+"""Filters of the curation pages: Markdown rendered without raw HTML, the starting height of a text's editor, and
+relative times."""
 
 from django import template
+from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
 from curation import text
 
@@ -22,3 +25,14 @@ def editor_rows(value: str) -> int:
 def long_turn(message: dict) -> bool:
     """A user or system turn long enough to start folded; the assistant's answers are always shown whole."""
     return message.get("role") in ("user", "system") and len(message.get("content", "")) > text.LONG_TURN_CHARS
+
+
+@register.filter
+def ago(value) -> str:
+    """When something happened, as people say it: "just now" under a minute (timesince says "0 minutes"), then
+    "5 minutes ago", "2 hours, 3 minutes ago"."""
+    if not value:
+        return ""
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"
