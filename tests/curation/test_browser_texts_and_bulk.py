@@ -71,12 +71,14 @@ def test_a_long_answer_shows_whole_and_long_turns_fold_from_the_keyboard(browser
     page.keyboard.press("Escape")
     page.keyboard.press("m")  # the edited answer is rendered by the server as it now reads
     page.wait_for_function(
-        "document.querySelector('.turn-assistant [data-rendered]').textContent.includes('Checked by maria.')"
+        "() => document.querySelector('.turn-assistant [data-rendered]').textContent.includes('Checked by maria.')"
     )
     page.keyboard.press("m")
     page.keyboard.press("3")
     page.keyboard.press("a")
-    page.wait_for_function(f"document.querySelector('[data-review-panel]').dataset.example != '{long_examples[0].pk}'")
+    page.wait_for_function(
+        f"() => document.querySelector('[data-review-panel]').dataset.example != '{long_examples[0].pk}'"
+    )
     saved = Example.objects.get(pk=long_examples[0].pk)
     assert saved.status == "approved"
     assert saved.messages[-1]["content"].endswith("Checked by maria.\nAnd one more line.")
