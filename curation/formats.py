@@ -1253,5 +1253,6 @@ def _schema_violations(schema: dict, text: str) -> list[str]:
     problems = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))[:5]:
         where = "".join(f"[{part!r}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
-        problems.append(f"at ${where}: {error.message}")
+        rule = "/".join(str(part) for part in error.absolute_schema_path)  # what was expected, ending in the keyword
+        problems.append(f'at ${where}: {error.message} (the schema\'s #/{rule}, keyword "{error.validator}")')
     return problems

@@ -100,6 +100,9 @@ class Example(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the lock: each page that claims the example gets a new token and sends it back with its
+    # release, so a late release from a page the expert left (a reload) cannot undo the claim of the page after it.
+    lock_token = models.CharField(max_length=32, blank=True, default="", db_default="")
     review_count = models.PositiveSmallIntegerField(default=0, db_default=0)
     # Sent back to review (e.g. after an evaluation found the fine-tune failing on it): a new round of reviews,
     # the earlier rounds' reviews kept.

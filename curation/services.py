@@ -8,6 +8,7 @@ import heapq
 import logging
 import math
 import re
+import secrets
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -581,8 +582,15 @@ def _lock_until():
     return timezone.now() + timedelta(seconds=settings.FINELINE_REVIEW_LOCK_SECONDS)
 
 
-def _held_key(project: Project, reviewer: AbstractBaseUser) -> str:
-    return f"curation:held:{project.pk}:{reviewer.pk}"
+def _held_key(project_id: int, reviewer: AbstractBaseUser) -> str:
+    return f"curation:current:{project_id}:{reviewer.pk}"
+
+
+def _remember_current(reviewer: AbstractBaseUser, example: Example) -> None:
+    """The queue's example for this reviewer, with its claim's token. Safe before a commit: a rolled-back claim
+    leaves a hint that review_queue_next checks against the row."""
+    key = _held_key(example.project_id, reviewer)
+    cache.set(key, (example.pk, example.lock_token), settings.FINELINE_REVIEW_LOCK_SECONDS)
 
 
 def review_queue_next(
@@ -594,27 +602,34 @@ def review_queue_next(
     it has expired) and has not been reviewed by this reviewer. Rows another request is claiming at this very
     moment are skipped (SKIP LOCKED), so two experts asking at once never get the same example. `after_id` skips
     ahead (the "next" key), wrapping around to the start, and gives that example back. Asked again without skipping
-    (a reload), the reviewer gets the example they hold rather than a second one. Other examples are given back by
-    the review, by the closing tab (review_lock_release) or by their lock's expiry. `label` limits the queue to
-    one label (to send experts where the balance needs them).
+    (a reload), the reviewer gets the example the queue gave them last rather than a second one; so does "next"
+    from an example they went back to (the "previous" key), so that the example they left is never stranded
+    behind them. Other examples are given back by the review, by the page that leaves them (review_lock_release)
+    or by their lock's expiry. `label` limits the queue to one label (to send experts where the balance needs
+    them): when no example of that label is left, None, never an example of another label.
     """
     now = timezone.now()
-    # The example the queue gave this reviewer last (the lock columns are not indexed, so the cache remembers it).
-    current_id = cache.get(_held_key(project, reviewer))
-    if current_id is not None and after_id is None:
-        # The reviewer asks again (a reload) while holding an example that still needs them: the same one.
+    # The example the queue gave this reviewer last and its claim's token (the lock columns are not indexed, so the
+    # cache remembers it).
+    current_id, current_token = cache.get(_held_key(project.pk, reviewer)) or (None, "")
+    if after_id is not None:  # the example being skipped goes back to the queue at once
+        Example.objects.filter(pk=after_id, locked_by=reviewer).update(locked_by=None, locked_until=None)
+    if current_id is not None and current_id != after_id:
+        # A reload, or "next" after a look back: the same example while it still needs this reviewer, held by them
+        # or given back by the page that held it (its token unchanged: no colleague has claimed it meanwhile).
+        held = Q(locked_by=reviewer, locked_until__gt=now)
+        free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+        given_back = (Q(lock_token=current_token) & free) if current_token else Q(pk__in=[])
         current = (
-            Example.objects.filter(pk=current_id, project=project, locked_by=reviewer, locked_until__gt=now)
+            Example.objects.filter(held | given_back, pk=current_id, project=project)
             .filter(status=ReviewStatus.PENDING, disputed=False, review_count__lt=project.reviews_required)
+            .filter(**({"label": label} if label else {}))
             .exclude(_reviewed_by(reviewer))
             .first()
         )
-        if current is not None and (not label or current.label == label):
-            if review_lock_claim(example=current, reviewer=reviewer):
-                return current
+        if current is not None and review_lock_claim(example=current, reviewer=reviewer):
+            return current
     with transaction.atomic():
-        if after_id is not None:  # the example being skipped goes back to the queue at once
-            Example.objects.filter(pk=after_id, locked_by=reviewer).update(locked_by=None, locked_until=None)
         candidates = (
             Example.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
@@ -630,10 +645,11 @@ def review_queue_next(
         if example is None:
             example = candidates.first()
         if example is not None:
-            example.locked_by, example.locked_until = reviewer, _lock_until()
-            Example.objects.filter(pk=example.pk).update(locked_by=reviewer, locked_until=example.locked_until)
-            # Safe before the commit: a rolled-back claim leaves a hint that the lock check above ignores.
-            cache.set(_held_key(project, reviewer), example.pk, settings.FINELINE_REVIEW_LOCK_SECONDS)
+            example.locked_by, example.locked_until, example.lock_token = reviewer, _lock_until(), _lock_token()
+            Example.objects.filter(pk=example.pk).update(
+                locked_by=reviewer, locked_until=example.locked_until, lock_token=example.lock_token
+            )
+            _remember_current(reviewer, example)
     return example
 
 
@@ -642,24 +658,45 @@ def _reviewed_by(reviewer: AbstractBaseUser) -> Exists:
     return Exists(Review.objects.filter(example=OuterRef("pk"), reviewer=reviewer, round=OuterRef("review_round")))
 
 
-def review_lock_claim(*, example: Example, reviewer: AbstractBaseUser) -> bool:
-    """Hold (or keep holding) an example opened directly; False when another expert holds it."""
+def _lock_token() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def review_lock_claim(*, example: Example, reviewer: AbstractBaseUser, token: str = "") -> bool:
+    """Hold (or keep holding) an example opened directly; False when another expert holds it.
+
+    A claim issues a new token (example.lock_token); the page shows it and sends it back with its release. `token`:
+    the page's own token, kept by its draft autosave's heartbeat (an unusable one is replaced by a new token).
+    """
     now = timezone.now()
     until = _lock_until()
+    if not (token and len(token) <= 32 and token.isascii()):
+        token = _lock_token()
     claimed = (
         Example.objects.filter(pk=example.pk)
         .filter(Q(locked_by__isnull=True) | Q(locked_by=reviewer) | Q(locked_until__lt=now))
-        .update(locked_by=reviewer, locked_until=until)
+        .update(locked_by=reviewer, locked_until=until, lock_token=token)
     )
     if claimed:
-        example.locked_by, example.locked_until = reviewer, until
+        example.locked_by, example.locked_until, example.lock_token = reviewer, until, token
+        current = cache.get(_held_key(example.project_id, reviewer))
+        if current and current[0] == example.pk and current[1] != token:
+            _remember_current(reviewer, example)  # the queue's example, claimed again (a reload): the new token
     else:
-        example.refresh_from_db(fields=["locked_by", "locked_until"])
+        example.refresh_from_db(fields=["locked_by", "locked_until", "lock_token"])
     return bool(claimed)
 
 
-def review_lock_release(*, example: Example, reviewer: AbstractBaseUser) -> None:
-    Example.objects.filter(pk=example.pk, locked_by=reviewer).update(locked_by=None, locked_until=None)
+def review_lock_release(*, example: Example, reviewer: AbstractBaseUser, token: str) -> bool:
+    """Give back the claim that carried this token (the page being left); a later claim, with a newer token, stays.
+    True when the example was released."""
+    if not token:
+        return False
+    # The token stays on the row: the queue knows the example as the one this reviewer left, not one claimed since.
+    released = Example.objects.filter(pk=example.pk, locked_by=reviewer, lock_token=token).update(
+        locked_by=None, locked_until=None
+    )
+    return bool(released)
 
 
 def example_review(
@@ -684,6 +721,8 @@ def example_review(
     project = example.project
     if decision == Review.Decision.APPROVED and project.labels and not (label or "").strip():
         raise ServiceError("choose a label before approving.", field="label")
+    if decision == Review.Decision.NEEDS_CHANGES and not (comment or "").strip():
+        raise ServiceError("say in the comment what needs to change.", field="comment")
     with transaction.atomic():
         current = (
             Example.objects.select_for_update(of=("self",)).select_related("locked_by", "import_job").get(pk=example.pk)
@@ -734,7 +773,13 @@ def example_review(
         reviews = list(
             Review.objects.filter(example=current, round=current.review_round).values_list("decision", "label")
         )
-        settled = {"review_count": len(reviews), "locked_by": None, "locked_until": None, "disputed": False}
+        settled = {
+            "review_count": len(reviews),
+            "locked_by": None,
+            "locked_until": None,
+            "lock_token": "",
+            "disputed": False,
+        }
         if project.reviews_required > 1 and len(reviews) >= project.reviews_required:
             if len(set(reviews)) == 1:
                 current = example_update(
@@ -840,8 +885,10 @@ def draft_save(
     label: str = "",
     tags: list | None = None,
     comment: str = "",
+    lock_token: str = "",
 ) -> Draft:
-    """Keep an edit in progress (it may be unfinished: only its shape is checked) and extend the reviewer's lock."""
+    """Keep an edit in progress (it may be unfinished: only its shape is checked) and extend the reviewer's lock
+    under the page's `lock_token`."""
     if not isinstance(messages, list) or not all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
     ):
@@ -864,7 +911,7 @@ def draft_save(
             "comment": comment or "",
         },
     )
-    review_lock_claim(example=example, reviewer=user)
+    review_lock_claim(example=example, reviewer=user, token=lock_token)
     return draft
 
 

@@ -3,6 +3,7 @@
 One URL serves the full page or, for htmx, the fragment that changes (templates/curation/htmx/).
 """
 
+import hashlib
 import json
 
 from django.conf import settings
@@ -11,9 +12,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from . import bulk, formats, selectors, services, text
 from .models import Membership, Review, ReviewStatus, Revision
@@ -64,7 +65,7 @@ def project_detail(request, slug: str):
             "target": max(dashboard["approved_by_label"].values(), default=0),
             "tokens": dashboard["tokens"],
         },
-        "duplicates": selectors.duplicate_cluster_list(project=project, limit=20),
+        "duplicates": _duplicates(project),
         "versions": project.dataset_versions.select_related("created_by")[:10],
         "agreement": selectors.agreement(project=project) if project.reviews_required > 1 else None,
         "disputed": selectors.disagreement_list(project=project).count(),
@@ -84,6 +85,16 @@ def _chart_tables(dashboard: dict) -> dict:
     ranges = [f"{low}-{buckets[i + 1] - 1}" if i + 1 < len(buckets) else f"{low}+" for i, low in enumerate(buckets)]
     rows = [(span, [tokens["histogram"][role][i] for role in roles]) for i, span in enumerate(ranges)]
     return {"labels": labels, "roles": roles, "tokens": rows}
+
+
+def _duplicates(project) -> list[dict]:
+    """The largest duplicate clusters; `same` when their members are word for word the same (answer and label
+    included): only then is one chosen in advance for "keep the chosen one"."""
+    clusters = selectors.duplicate_cluster_list(project=project, limit=20)
+    for cluster in clusters:
+        versions = {(json.dumps(e.messages, sort_keys=True), e.label) for e in cluster["examples"]}
+        cluster["same"] = len(versions) == 1
+    return clusters
 
 
 PREVIEW_TEXT_CHARS = 300
@@ -255,13 +266,29 @@ def _review_context(
     }
 
 
+def _in_queue(url: str, label: str) -> str:
+    """A review URL that keeps the expert in their label's queue (a reload, "previous", the next example)."""
+    return f"{url}?{urlencode({'label': label})}" if label else url
+
+
 def _panel(request, context, *, status: int = 200, push: bool = True):
     template = "curation/htmx/review_panel.html" if request.htmx else "curation/review.html"
     response = render(request, template, context, status=status)
     if request.htmx and push and context.get("example"):
-        response["HX-Push-Url"] = reverse(
-            "curation:review_example", kwargs={"slug": context["project"].slug, "pk": context["example"].pk}
+        response["HX-Push-Url"] = _in_queue(
+            reverse("curation:review_example", kwargs={"slug": context["project"].slug, "pk": context["example"].pk}),
+            context.get("queue_label", ""),
         )
+    return response
+
+
+def _queue_empty(request, project, label: str):
+    """Nothing left for this expert; in a label's queue the page says so and stays in it (never another label)."""
+    template = "curation/htmx/queue_empty.html" if request.htmx else "curation/review_empty.html"
+    context = {"project": project, "progress": selectors.review_progress(project=project), "queue_label": label}
+    response = render(request, template, context)
+    if request.htmx:
+        response["HX-Push-Url"] = _in_queue(reverse("curation:review_next", kwargs={"slug": project.slug}), label)
     return response
 
 
@@ -271,16 +298,12 @@ def review_next(request, slug: str):
     """Claim the next example for this expert and show it (the queue's entry point and its "next" key)."""
     project = selectors.project_get(user=request.user, slug=slug)
     after = request.GET.get("after")
+    label = request.GET.get("label", "")
     example = services.review_queue_next(
-        project=project,
-        reviewer=request.user,
-        after_id=int(after) if after and after.isdigit() else None,
-        label=request.GET.get("label", ""),
+        project=project, reviewer=request.user, after_id=int(after) if after and after.isdigit() else None, label=label
     )
     if example is None:
-        template = "curation/htmx/queue_empty.html" if request.htmx else "curation/review_empty.html"
-        context = {"project": project, "progress": selectors.review_progress(project=project)}
-        return render(request, template, context)
+        return _queue_empty(request, project, label)
     return _panel(request, _review_context(request, project, example, held=True, fresh=True))
 
 
@@ -299,7 +322,9 @@ def _submitted(request, example) -> dict:
     messages = []
     index = 0
     while f"role_{index}" in request.POST:
-        messages.append({"role": request.POST[f"role_{index}"], "content": request.POST.get(f"content_{index}", "")})
+        # A form the browser sends itself (before htmx has wired it up) writes a textarea's line breaks as CRLF.
+        content = request.POST.get(f"content_{index}", "").replace("\r\n", "\n")
+        messages.append({"role": request.POST[f"role_{index}"], "content": content})
         index += 1
     tags = [tag.strip() for tag in request.POST.get("tags", "").split(",") if tag.strip()]
     if request.POST.get("edge_case"):
@@ -312,6 +337,30 @@ def _submitted(request, example) -> dict:
     }
 
 
+def _answer_digest(answer: str) -> str:
+    return hashlib.sha256(answer.encode()).hexdigest()[:16]
+
+
+def _format_unconfirmed(request, project, example, mine) -> HttpResponse | None:
+    """An approval of an answer that does not fit the output format: a 422 with the warning, the violations and what
+    the format expects, and the form now carrying the confirmation of this very answer (a second "a" approves it;
+    an edit to the answer asks again). None when there is nothing to confirm."""
+    answer = formats.last_answer(mine["messages"])
+    violations = formats.answer_violations(project.output_format, answer)
+    confirmation = _answer_digest(answer)
+    held_by_other = example.locked_by_id not in (None, request.user.pk) and (
+        example.locked_until is not None and example.locked_until > timezone.now()
+    )
+    if not violations or held_by_other or request.POST.get("format_confirmed") == confirmation:
+        return None
+    error = (
+        "This answer does not fit the output format (see below). Press a again (or Approve) to approve it as it is, "
+        "or fix it first."
+    )
+    context = _review_context(request, project, example, held=True, mine=mine, error=error, format_confirm=confirmation)
+    return _panel(request, context, status=422, push=False)
+
+
 @login_required
 @require_POST
 def review_submit(request, slug: str, pk: int):
@@ -319,21 +368,25 @@ def review_submit(request, slug: str, pk: int):
     project = selectors.project_get(user=request.user, slug=slug)
     example = selectors.example_get(project=project, example_id=pk)
     mine = _submitted(request, example)
+    decision = request.POST.get("decision", "")
+    queue_label = request.POST.get("queue_label", "")
     try:
         version = int(request.POST.get("version", ""))
     except ValueError:
         return HttpResponse("The form lost its version; reload the page.", status=400)
+    if decision == Review.Decision.APPROVED and (warning := _format_unconfirmed(request, project, example, mine)):
+        return warning
     try:
         next_example = services.example_review_then_next(
             example=example,
             reviewer=request.user,
             version=version,
-            decision=request.POST.get("decision", ""),
+            decision=decision,
             label=mine["label"],
             messages=mine["messages"],
             tags=mine["tags"],
             comment=mine["comment"],
-            queue_label=request.POST.get("queue_label", ""),
+            queue_label=queue_label,
         )
     except services.VersionConflict as conflict:
         return _conflict(request, project, conflict.current, mine)
@@ -352,10 +405,12 @@ def review_submit(request, slug: str, pk: int):
         return _panel(request, context, status=422, push=False)
     if next_example is None:
         if request.htmx:
-            return HttpResponseClientRedirect(reverse("curation:review_next", kwargs={"slug": slug}))
-        return redirect("curation:review_next", slug=slug)
+            return _queue_empty(request, project, queue_label)
+        return redirect(_in_queue(reverse("curation:review_next", kwargs={"slug": slug}), queue_label))
     if not request.htmx:
-        return redirect("curation:review_example", slug=slug, pk=next_example.pk)
+        return redirect(
+            _in_queue(reverse("curation:review_example", kwargs={"slug": slug, "pk": next_example.pk}), queue_label)
+        )
     return _panel(request, _review_context(request, project, next_example, held=True, fresh=True))
 
 
@@ -388,7 +443,13 @@ def review_draft(request, slug: str, pk: int):
     mine = _submitted(request, example)
     try:
         base_version = int(request.POST.get("version", ""))
-        draft = services.draft_save(example=example, user=request.user, base_version=base_version, **mine)
+        draft = services.draft_save(
+            example=example,
+            user=request.user,
+            base_version=base_version,
+            lock_token=request.POST.get("lock_token", ""),
+            **mine,
+        )
     except (ValueError, services.ServiceError):
         return HttpResponse('<span class="error">Draft not saved</span>', status=422)
     example.refresh_from_db(fields=["locked_by", "locked_until"])
@@ -418,10 +479,11 @@ def review_render(request, slug: str, pk: int):
 @login_required
 @require_POST
 def review_release(request, slug: str, pk: int):
-    """A closing tab gives its example back at once instead of holding it until the lock expires."""
+    """A page being left (a closing tab, a reload, "previous") gives its example back at once instead of holding it
+    until the lock expires: only the claim that page made, named by its token; a newer claim stays."""
     project = selectors.project_get(user=request.user, slug=slug)
     example = selectors.example_get(project=project, example_id=pk)
-    services.review_lock_release(example=example, reviewer=request.user)
+    services.review_lock_release(example=example, reviewer=request.user, token=request.POST.get("token", ""))
     return HttpResponse(status=204)
 
 

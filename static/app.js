@@ -1,4 +1,5 @@
-// The review panel: keyboard, focus, locks, and long texts (editors fit their text, folds, rendered / raw).
+// The review panel: keyboard, focus, locks, failed saves, and long texts (editors fit their text, folds, rendered /
+// raw); on every page, the confirmation of destructive actions (data-confirm).
 (function () {
   "use strict";
 
@@ -36,6 +37,23 @@
     const dialog = document.getElementById("shortcuts");
     if (dialog && !dialog.open) {
       dialog.showModal();
+    }
+  }
+
+  // While a dialog or an overlay is open (the shortcuts help), the queue's keys belong to it: nothing acts on the
+  // example hidden behind it.
+  function overlayOpen() {
+    return document.querySelector("dialog[open], [aria-modal=true]:not([hidden])") !== null;
+  }
+
+  function comment() {
+    return panel() && panel().querySelector("textarea[data-comment]");
+  }
+
+  function writeComment() {
+    const area = comment();
+    if (area) {
+      area.focus();
     }
   }
 
@@ -181,7 +199,8 @@
   const keys = {
     a: () => click('[data-decision="approved"]'),
     r: () => click('[data-decision="rejected"]'),
-    c: () => click('[data-decision="needs_changes"]'),
+    c: () => click('[data-decision="needs_changes"]'), // with no comment yet: into the comment (see "click")
+    w: writeComment,
     e: editAnswer,
     n: () => click('[data-key="next"]'),
     j: () => click('[data-key="next"]'),
@@ -205,18 +224,22 @@
   };
 
   document.addEventListener("keydown", function (event) {
-    if (!panel() || event.altKey || event.isComposing) {
+    if (!panel() || event.altKey || event.isComposing || overlayOpen()) {
       return;
     }
     const target = event.target;
-    const typing = target.matches("textarea, input[type=text], input[type=search], input:not([type]), select");
+    const typing = target.matches(
+      "textarea, input[type=text], input[type=search], input:not([type]), select, [contenteditable=true]"
+    );
     if (typing) {
       if (event.key === "Escape") {
         target.blur();
         focusPanel();
         event.preventDefault();
       } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-        click('[data-decision="approved"]');
+        // From the comment after c: the "needs changes" it was opened for; from anywhere else: approve.
+        const asked = target.matches("[data-comment]") && target.dataset.askedFor;
+        click('[data-decision="' + (asked || "approved") + '"]');
         event.preventDefault();
       }
       return;
@@ -241,11 +264,26 @@
   });
 
   document.addEventListener("click", function (event) {
-    const target = event.target.closest("[data-keep-mine], [data-key=help], [data-key=render], [data-fold]");
+    const target = event.target.closest(
+      "[data-keep-mine], [data-key=help], [data-key=render], [data-fold], [data-decision], [data-retry]"
+    );
     if (!target) {
       return;
     }
-    if (target.matches("[data-fold]")) {
+    if (target.matches("[data-decision]")) {
+      const area = comment();
+      if (target.dataset.decision === "needs_changes" && area && !area.value.trim()) {
+        // "Needs changes" says what: the comment first (the server refuses an empty one too).
+        event.preventDefault();
+        area.dataset.askedFor = "needs_changes";
+        area.placeholder = "What needs to change? Ctrl+Enter sends \u201cneeds changes\u201d.";
+        area.focus();
+        return;
+      }
+      lastDecision = target.dataset.decision;
+    } else if (target.matches("[data-retry]")) {
+      click('[data-decision="' + target.dataset.retry + '"]');
+    } else if (target.matches("[data-fold]")) {
       const turn = target.closest("[data-long]");
       setFolded(turn, !turn.classList.contains("folded"));
     } else if (target.matches("[data-key=render]")) {
@@ -257,6 +295,17 @@
       showHelp();
     }
   });
+
+  // Closing the help (Esc, its button) gives the focus back to the example, so the next key is a shortcut again.
+  document.addEventListener(
+    "close",
+    function (event) {
+      if (event.target.matches && event.target.matches("dialog")) {
+        focusPanel();
+      }
+    },
+    true
+  );
 
   // After the next example slides in, focus lands on the panel so the next keystroke is a shortcut.
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -296,6 +345,47 @@
     resizing = setTimeout(fitAll, 150); // a new width wraps the lines anew
   });
 
+  // A save that fails (the server answers with an error, or the connection is cut) says so and keeps the expert's
+  // text in the editors (nothing is swapped); the draft is saved again, and Retry (or the same key) sends it again.
+  let lastDecision = null;
+
+  function saveFailed(event, cut) {
+    const elt = event.detail.elt;
+    if (!elt || !elt.closest || !elt.closest("#review")) {
+      return;
+    }
+    const status = cut ? 0 : event.detail.xhr.status;
+    const why = cut ? "the connection to the server was cut" : "the server answered " + status;
+    if (elt.matches("[data-autosave]")) {
+      const line = document.getElementById("draft-status");
+      if (line) {
+        line.textContent = "Draft not saved (" + why + "); it is saved again at your next edit.";
+      }
+      return;
+    }
+    const box = panel() && panel().querySelector("[data-save-error]");
+    if (!box) {
+      return;
+    }
+    if (elt.id === "review-form") {
+      box.textContent = "Not saved: " + why + ". Your edits are still here. ";
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "primary";
+      retry.dataset.retry = lastDecision || "approved";
+      retry.textContent = "Retry";
+      box.append(retry);
+      const form = document.getElementById("review-form");
+      form.dispatchEvent(new Event("input", { bubbles: true })); // the autosave keeps a draft of it
+    } else {
+      box.textContent = "Could not load that: " + why + ". Try again.";
+    }
+    box.hidden = false;
+  }
+
+  document.addEventListener("htmx:responseError", (event) => saveFailed(event, false));
+  document.addEventListener("htmx:sendError", (event) => saveFailed(event, true));
+
   // A 409 (conflict, lock) or 422 (a rule broken) still carries the panel to show: swap it in.
   document.addEventListener("htmx:beforeSwap", function (event) {
     const status = event.detail.xhr.status;
@@ -327,15 +417,38 @@
 
   setInterval(updateLock, 1000);
 
-  // A closing tab gives its example back at once.
-  window.addEventListener("pagehide", function () {
+  // A page that leaves its example (a closing tab, a reload, "previous") gives it back at once: its own claim only,
+  // named by the token the claim issued, so a late release cannot undo the claim of the page after it.
+  function releaseLock() {
     const current = panel();
-    if (current && current.dataset.releaseUrl && current.dataset.lockedUntil) {
+    if (current && current.dataset.releaseUrl && current.dataset.lockToken) {
       const data = new FormData();
       data.append("csrfmiddlewaretoken", csrfToken());
+      data.append("token", current.dataset.lockToken);
       navigator.sendBeacon(current.dataset.releaseUrl, data);
     }
+  }
+
+  window.addEventListener("pagehide", releaseLock);
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail.elt;
+    if (elt.matches && elt.matches("[data-key=prev]")) {
+      releaseLock(); // "next" from there comes back to it while no colleague has taken it
+    }
   });
+
+  // Destructive actions ask first. The Content-Security-Policy allows no inline handler: the question is data.
+  document.addEventListener(
+    "submit",
+    function (event) {
+      const question = event.target.dataset && event.target.dataset.confirm;
+      if (question && !window.confirm(question)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
 
   document.addEventListener("DOMContentLoaded", function () {
     preparePanel();

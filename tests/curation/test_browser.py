@@ -7,7 +7,7 @@ import pytest
 from curation import services
 from curation.models import Example, Revision
 
-from ..browser_helpers import ARTIFACTS, PANEL_CHANGED, log_in
+from ..browser_helpers import ARTIFACTS, log_in
 from ..helpers import chat, jsonl, post_jsonl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -51,7 +51,7 @@ def test_an_expert_reviews_three_examples_with_the_keyboard_alone(browser, live_
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
         page.keyboard.press("a")
-        page.wait_for_function(PANEL_CHANGED, arg=str(current))
+        page.wait_for_function(f"() => document.querySelector('[data-review-panel]').dataset.example != '{current}'")
     assert seen == [e.pk for e in queue[:3]]
     assert page.evaluate("document.activeElement.hasAttribute('data-review-panel')")
     assert re.search(rf"/projects/{project.slug}/examples/{queue[3].pk}/review/$", page.url)
@@ -95,7 +95,7 @@ def test_a_stale_save_shows_the_conflict_and_loses_nothing(browser, live_server,
     alex.fill("textarea[data-answer]", "SEVERITY: P2\nIMPACT: alex's impact\nACTION: alex's action")
     alex.check("[data-label-key='2']")
     alex.click("[data-decision=approved]")
-    alex.wait_for_function(PANEL_CHANGED, arg=str(example.pk))
+    alex.wait_for_function(f"() => document.querySelector('[data-review-panel]').dataset.example != '{example.pk}'")
 
     maria.fill("textarea[data-answer]", "SEVERITY: P1\nIMPACT: maria's impact\nACTION: maria's action")
     maria.check("[data-label-key='1']")
@@ -111,7 +111,7 @@ def test_a_stale_save_shows_the_conflict_and_loses_nothing(browser, live_server,
     maria.screenshot(path=str(ARTIFACTS / "review-conflict.png"), full_page=True)
 
     maria.click("[data-keep-mine]")
-    maria.wait_for_function(PANEL_CHANGED, arg=str(example.pk))
+    maria.wait_for_function(f"() => document.querySelector('[data-review-panel]').dataset.example != '{example.pk}'")
     example.refresh_from_db()
     assert (example.label, example.version) == ("P1", 3)
     assert "maria's impact" in example.messages[-1]["content"]

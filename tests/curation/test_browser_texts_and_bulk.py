@@ -6,7 +6,7 @@ import pytest
 from curation import services
 from curation.models import Example, Review
 
-from ..browser_helpers import ARTIFACTS, PANEL_CHANGED, log_in
+from ..browser_helpers import ARTIFACTS, log_in
 from ..helpers import chat, jsonl, post_jsonl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -76,7 +76,9 @@ def test_a_long_answer_shows_whole_and_long_turns_fold_from_the_keyboard(browser
     page.keyboard.press("m")
     page.keyboard.press("3")
     page.keyboard.press("a")
-    page.wait_for_function(PANEL_CHANGED, arg=str(long_examples[0].pk))
+    page.wait_for_function(
+        f"() => document.querySelector('[data-review-panel]').dataset.example != '{long_examples[0].pk}'"
+    )
     saved = Example.objects.get(pk=long_examples[0].pk)
     assert saved.status == "approved"
     assert saved.messages[-1]["content"].endswith("Checked by maria.\nAnd one more line.")

@@ -184,7 +184,9 @@ def test_answer_violations_for_json_schema_and_none():
         "schema": {"type": "object", "required": ["severity"], "properties": {"severity": {"enum": ["P1", "P2"]}}},
     }
     assert formats.answer_violations(schema, '{"severity": "P1"}') == []
-    assert formats.answer_violations(schema, '{"severity": "P9"}') == ["at $.severity: 'P9' is not one of ['P1', 'P2']"]
+    assert formats.answer_violations(schema, '{"severity": "P9"}') == [
+        "at $.severity: 'P9' is not one of ['P1', 'P2'] (the schema's #/properties/severity/enum, keyword \"enum\")"
+    ]
     assert formats.answer_violations(schema, "{oops")[0].startswith("the answer is not valid JSON")
     assert formats.answer_violations({"kind": "none"}, "anything") == []
 

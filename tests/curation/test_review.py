@@ -55,7 +55,11 @@ def test_asking_again_releases_the_previous_lock_and_next_skips_ahead(project, e
     skipped = services.review_queue_next(project=project, reviewer=expert, after_id=first.pk)
     assert skipped.pk == examples[1].pk
     assert Example.objects.filter(locked_by=expert).count() == 1
-    wrapped = services.review_queue_next(project=project, reviewer=expert, after_id=examples[-1].pk)
+    current = skipped
+    for example in examples[2:]:
+        current = services.review_queue_next(project=project, reviewer=expert, after_id=current.pk)
+        assert current.pk == example.pk
+    wrapped = services.review_queue_next(project=project, reviewer=expert, after_id=current.pk)
     assert wrapped.pk == examples[0].pk
 
 
@@ -80,6 +84,88 @@ def test_simultaneous_next_never_gives_one_example_to_two_experts(project, examp
     for thread in threads:
         thread.join()
     assert len(claimed) == 5 and len(set(claimed.values())) == 5
+
+
+def test_a_late_release_from_a_page_left_behind_keeps_the_newer_claim(project, examples, expert, second_expert):
+    # Page 1 gets the example from the queue; a reload (page 2) claims it again before page 1's release arrives.
+    page1 = services.review_queue_next(project=project, reviewer=expert)
+    token1 = page1.lock_token
+    page2 = services.review_queue_next(project=project, reviewer=expert)
+    assert page2.pk == page1.pk and page2.lock_token not in ("", token1)
+    assert services.review_lock_release(example=page1, reviewer=expert, token=token1) is False
+    held = Example.objects.get(pk=page1.pk)
+    assert (held.locked_by, held.lock_token) == (expert, page2.lock_token)
+    assert services.review_queue_next(project=project, reviewer=second_expert).pk != page1.pk
+    # The same through a page opened directly (the review URL reloaded): each claim has its own token.
+    direct = Example.objects.get(pk=examples[3].pk)
+    assert services.review_lock_claim(example=direct, reviewer=expert)
+    old = direct.lock_token
+    assert services.review_lock_claim(example=direct, reviewer=expert) and direct.lock_token != old
+    assert services.review_lock_release(example=direct, reviewer=expert, token=old) is False
+    assert services.review_lock_release(example=direct, reviewer=expert, token="") is False
+    assert Example.objects.get(pk=direct.pk).locked_by == expert
+    # Page 2's own release gives the example back; a colleague can then have it.
+    assert services.review_lock_release(example=page2, reviewer=expert, token=page2.lock_token) is True
+    assert Example.objects.get(pk=page1.pk).locked_by is None
+    assert services.review_lock_claim(example=Example.objects.get(pk=page1.pk), reviewer=second_expert)
+
+
+def test_the_draft_heartbeat_keeps_the_pages_token(project, examples, expert):
+    example = services.review_queue_next(project=project, reviewer=expert)
+    token = example.lock_token
+    services.draft_save(example=example, user=expert, base_version=1, messages=example.messages, lock_token=token)
+    assert Example.objects.get(pk=example.pk).lock_token == token
+    assert services.review_lock_release(example=example, reviewer=expert, token=token) is True
+
+
+def test_previous_then_next_comes_back_to_the_example_left_and_strands_nothing(project, examples, expert):
+    first = services.review_queue_next(project=project, reviewer=expert)
+    current = services.example_review_then_next(
+        example=first, reviewer=expert, version=1, decision="approved", label="P2"
+    )
+    assert current.pk == examples[1].pk
+    for page_releases in (True, False):  # the page gives it back on "previous" (or its release is lost)
+        previous = Example.objects.get(pk=first.pk)
+        assert services.review_lock_claim(example=previous, reviewer=expert)  # p: the example reviewed before
+        if page_releases:
+            assert services.review_lock_release(example=current, reviewer=expert, token=current.lock_token)
+            assert list(Example.objects.filter(locked_by=expert).values_list("pk", flat=True)) == [first.pk]
+        current = services.review_queue_next(project=project, reviewer=expert, after_id=first.pk)  # n
+        assert current.pk == examples[1].pk
+        assert list(Example.objects.filter(locked_by=expert).values_list("pk", flat=True)) == [examples[1].pk]
+
+
+def test_a_colleague_who_took_the_example_left_keeps_it(project, examples, expert, second_expert):
+    first = services.review_queue_next(project=project, reviewer=expert)
+    services.review_lock_release(example=first, reviewer=expert, token=first.lock_token)  # p, then a colleague
+    assert services.review_queue_next(project=project, reviewer=second_expert).pk == first.pk
+    assert services.review_queue_next(project=project, reviewer=expert).pk == examples[1].pk
+    assert Example.objects.get(pk=first.pk).locked_by == second_expert
+
+
+def test_a_label_queue_that_runs_out_serves_nothing_of_another_label(project, examples, expert, lead):
+    services.example_update(example=examples[2], user=lead, version=1, changes={"label": "P1"})
+    only = services.review_queue_next(project=project, reviewer=expert, label="P1")
+    assert only.pk == examples[2].pk
+    assert services.review_queue_next(project=project, reviewer=expert, label="P1", after_id=only.pk).pk == only.pk
+    done = services.example_review_then_next(
+        example=only, reviewer=expert, version=2, decision="approved", label="P1", queue_label="P1"
+    )
+    assert done is None
+    assert services.review_queue_next(project=project, reviewer=expert, label="P1") is None
+    # The example the queue gave last (a P4, taken unfiltered) is not served to the P1 queue either.
+    p4 = services.review_queue_next(project=project, reviewer=expert)
+    assert p4.label == "P4"
+    assert services.review_queue_next(project=project, reviewer=expert, label="P1") is None
+    assert services.review_queue_next(project=project, reviewer=expert, label="P1", after_id=p4.pk) is None
+
+
+def test_needs_changes_says_what(project, examples, expert):
+    with pytest.raises(services.ServiceError, match="say in the comment what needs to change"):
+        review(examples[0], expert, decision="needs_changes", comment="  ")
+    assert not Review.objects.exists()
+    done = review(examples[0], expert, decision="needs_changes", comment="The impact is a whole team.")
+    assert done.status == "needs_changes" and done.reviews.get().comment == "The impact is a whole team."
 
 
 def test_a_review_sets_status_and_label_keeps_history_and_frees_the_example(project, examples, expert):

@@ -1,5 +1,7 @@
 """The browser pages through Django's test client: review flow, conflicts, drafts, access, escaping, CSRF."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -60,7 +62,9 @@ def test_a_stale_submit_is_a_409_showing_both_versions(project, examples, expert
     client = login(expert)
     client.get(url("review_example", project, examples[0]))
     stale = form_for(examples[0], content_2="SEVERITY: P3\nIMPACT: mine\nACTION: mine")
-    services.review_lock_release(example=examples[0], reviewer=expert)
+    services.review_lock_release(
+        example=examples[0], reviewer=expert, token=Example.objects.get(pk=examples[0].pk).lock_token
+    )
     services.example_update(example=examples[0], user=lead, version=1, changes={"label": "P1"}, comment="theirs")
     response = client.post(url("review_submit", project, examples[0]), stale, HTTP_HX_REQUEST="true")
     assert response.status_code == 409
@@ -214,3 +218,134 @@ def test_reloading_the_queue_shows_the_same_example(project, examples, expert):
     skipped = client.get(url("review_next", project) + f"?after={examples[0].pk}").content.decode()
     assert f'data-example="{examples[1].pk}"' in skipped
     assert list(Example.objects.filter(locked_by=expert).values_list("pk", flat=True)) == [examples[1].pk]
+
+
+def lock_token(page: str) -> str:
+    return re.search(r'data-lock-token="([^"]+)"', page).group(1)
+
+
+def test_a_release_undoes_only_the_claim_of_the_page_that_sends_it(project, examples, expert, make_user):
+    client = login(expert)
+    page1 = client.get(url("review_example", project, examples[0])).content.decode()
+    page2 = client.get(url("review_example", project, examples[0])).content.decode()  # a reload
+    assert lock_token(page1) != lock_token(page2)
+    assert f'name="lock_token" value="{lock_token(page2)}"' in page2  # the draft autosave keeps it
+    release = url("review_release", project, examples[0])
+    assert client.post(release, {"token": lock_token(page1)}).status_code == 204  # page 1's late beacon
+    assert client.post(release, {}).status_code == 204
+    assert Example.objects.get(pk=examples[0].pk).locked_by == expert
+    colleague = make_user("alex")
+    services.membership_set(project=project, user=colleague, role="expert")
+    assert (
+        "is reviewing this example"
+        in login(colleague).get(url("review_example", project, examples[0])).content.decode()
+    )
+    assert client.post(release, {"token": lock_token(page2)}).status_code == 204
+    assert Example.objects.get(pk=examples[0].pk).locked_by is None
+
+
+def test_a_label_queue_that_runs_out_says_so_and_stays_in_its_label(project, examples, expert, lead):
+    services.example_update(example=examples[1], user=lead, version=1, changes={"label": "P1"})
+    client = login(expert)
+    page = client.get(url("review_next", project) + "?label=P1").content.decode()
+    assert f'data-example="{examples[1].pk}"' in page and "queue: P1 only" in page
+    example = Example.objects.get(pk=examples[1].pk)
+    data = form_for(example, label="P1", queue_label="P1")
+    response = client.post(url("review_submit", project, example), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "No P1 examples left" in body and "data-example=" not in body
+    assert response["HX-Push-Url"] == url("review_next", project) + "?label=P1"
+    assert "HX-Redirect" not in response
+    assert not Example.objects.filter(locked_by=expert).exists()  # no P4 example was claimed behind the message
+    again = client.get(url("review_next", project) + "?label=P1", HTTP_HX_REQUEST="true").content.decode()
+    assert "No P1 examples left" in again and "data-label-key" not in again
+    assert "No P1 examples left" in client.get(url("review_next", project) + "?label=P1").content.decode()
+    assert Example.objects.filter(status="pending", label="P4").count() == 4
+
+
+def test_a_label_queue_is_kept_through_previous_and_reload(project, examples, expert, lead):
+    for example in examples[:3]:
+        services.example_update(example=example, user=lead, version=1, changes={"label": "P1"})
+    client = login(expert)
+    first = Example.objects.get(pk=examples[0].pk)
+    response = client.post(
+        url("review_submit", project, first), form_for(first, label="P1", queue_label="P1"), HTTP_HX_REQUEST="true"
+    )
+    assert response["HX-Push-Url"] == url("review_example", project, examples[1]) + "?label=P1"
+    back = url("review_example", project, examples[0]) + "?label=P1"
+    assert f'hx-get="{back}"' in response.content.decode()  # "previous" keeps the queue's label
+    assert 'name="queue_label" value="P1"' in client.get(back).content.decode()
+    non_htmx = client.post(
+        url("review_submit", project, examples[2]), form_for(examples[2], label="P1", queue_label="P1")
+    )
+    assert non_htmx.status_code == 302 and non_htmx["Location"].endswith("?label=P1")
+
+
+def test_approving_an_answer_that_does_not_fit_the_format_asks_to_confirm_it(project, examples, expert):
+    client = login(expert)
+    client.get(url("review_example", project, examples[0]))
+    bad = "Severity: high\nIMPACT: one user"
+    response = client.post(
+        url("review_submit", project, examples[0]), form_for(examples[0], content_2=bad), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "does not fit the output format" in body and "Press a again" in body
+    assert "line 1, column 2 does not fit the format" in body
+    assert "Expected: the whole answer matches the pattern <code>(?s)SEVERITY: P[1-4]\\n.*</code>" in body
+    assert "Severity: high" in body  # the edit is kept
+    confirmation = re.search(r'name="format_confirmed" value="([0-9a-f]+)"', body).group(1)
+    assert Example.objects.get(pk=examples[0].pk).status == "pending" and not Review.objects.exists()
+    # The confirmation is for this answer: another answer that does not fit asks again.
+    other = form_for(examples[0], content_2=bad + "!", format_confirmed=confirmation)
+    assert client.post(url("review_submit", project, examples[0]), other, HTTP_HX_REQUEST="true").status_code == 422
+    confirmed = form_for(examples[0], content_2=bad, format_confirmed=confirmation)
+    assert client.post(url("review_submit", project, examples[0]), confirmed, HTTP_HX_REQUEST="true").status_code == 200
+    done = Example.objects.get(pk=examples[0].pk)
+    assert (done.status, done.messages[2]["content"]) == ("approved", bad)
+    # Rejecting asks nothing; an answer that fits asks nothing.
+    rejected = form_for(examples[1], decision="rejected", content_2=bad)
+    assert client.post(url("review_submit", project, examples[1]), rejected, HTTP_HX_REQUEST="true").status_code == 200
+
+
+def test_the_json_schema_check_names_the_schema_path_and_keyword(project, examples, expert):
+    schema = {"type": "object", "required": ["severity"], "properties": {"severity": {"enum": ["P1", "P2"]}}}
+    services.project_update(project=project, output_format={"kind": "json_schema", "schema": schema})
+    response = login(expert).post(
+        url("review_check", project, examples[0]),
+        {"field": "content_2", "content_2": '{"severity": "P9"}'},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert "at $.severity" in body and "#/properties/severity/enum" in body and "keyword &quot;enum&quot;" in body
+
+
+def test_needs_changes_without_a_reason_is_a_422_that_keeps_the_edit(project, examples, expert):
+    client = login(expert)
+    client.get(url("review_example", project, examples[0]))
+    data = form_for(examples[0], decision="needs_changes", comment=" ", content_2="SEVERITY: P2\nIMPACT: kept")
+    response = client.post(url("review_submit", project, examples[0]), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "say in the comment what needs to change" in response.content.decode()
+    assert "IMPACT: kept" in response.content.decode() and not Review.objects.exists()
+    data["comment"] = "The impact is the whole team."
+    assert client.post(url("review_submit", project, examples[0]), data, HTTP_HX_REQUEST="true").status_code == 200
+    assert Review.objects.get().comment == "The impact is the whole team."
+
+
+def test_destructive_actions_ask_first_and_differing_duplicates_have_no_choice_made(project, examples, lead):
+    Example.objects.filter(pk__in=[examples[0].pk, examples[1].pk]).update(cluster_id=examples[0].pk)
+    exact = chat("same words", label="P4")
+    Example.objects.filter(pk__in=[examples[2].pk, examples[3].pk]).update(
+        cluster_id=examples[2].pk, messages=exact["messages"], label="P4"
+    )
+    page = login(lead).get(url("project_detail", project)).content.decode()
+    differing = re.search(rf'data-cluster="{examples[0].pk}".*?</form>', page, re.S).group(0)
+    same = re.search(rf'data-cluster="{examples[2].pk}".*?</form>', page, re.S).group(0)
+    assert "checked" not in differing and "required" in differing
+    assert 'data-confirm="Keep the chosen example and reject the other 1 of this cluster?"' in differing
+    assert same.count("checked") == 1
+    draft = services.draft_save(example=examples[4], user=lead, base_version=1, messages=examples[4].messages)
+    panel = login(lead).get(url("review_example", project, examples[4])).content.decode()
+    assert draft and "Draft restored" in panel and 'hx-confirm="Discard your draft?' in panel

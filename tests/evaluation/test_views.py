@@ -144,6 +144,7 @@ def test_prompt_variants_are_edited_by_leads(project, finished, client, lead, ex
     client.post(url, {"variant": variant.pk, "name": "terser", "system_prompt": "", "few_shot": []})
     variant.refresh_from_db()
     assert (variant.name, variant.few_shot) == ("terser", [])
+    assert 'data-confirm="Delete the prompt variant terser?"' in client.get(url).content.decode()
     client.post(url, {"delete": variant.pk})
     assert not PromptVariant.objects.exists()
 

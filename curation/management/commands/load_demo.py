@@ -87,6 +87,8 @@ class Command(BaseCommand):
                 version=example.version,
                 decision=outcome,
                 label=example.label,
+                # "Needs changes" says what: the review form asks for it too.
+                comment="The answer should say who acts next." if outcome == ReviewStatus.NEEDS_CHANGES else "",
             )
         fixed = Example.objects.get(pk=examples[0].pk)
         messages = [dict(message) for message in fixed.messages]
