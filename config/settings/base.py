@@ -198,7 +198,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-
 # Training runs: a worker holds a run through a lease its heartbeat renews; a run whose lease expired (its worker
 # died) is requeued by the periodic recovery task and resumes from its last complete checkpoint, at most
 # FINELINE_RUN_MAX_ATTEMPTS starts in all.
@@ -261,6 +260,9 @@ FINELINE_IMPORT_MAX_DEPTH = int(os.environ.get("FINELINE_IMPORT_MAX_DEPTH", 32))
 FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_REPORTED_ERRORS", 1000))
 # How long an expert holds the example they opened; a lock left by a closed tab is reclaimed after it.
 FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
+# The review page checks the answer against the output format as the expert types: answers longer than this (in
+# characters) are checked when the review is saved instead.
+FINELINE_LIVE_CHECK_MAX_CHARS = int(os.environ.get("FINELINE_LIVE_CHECK_MAX_CHARS", 64 * 1024))
 # Files bigger than this spill to disk during a multipart upload instead of staying in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
