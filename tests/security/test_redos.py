@@ -126,6 +126,36 @@ def test_every_pattern_and_comparison_in_a_schema_is_bounded(schema, answer, fit
     assert elapsed < 1, f"{elapsed:.2f} s"
 
 
+def test_every_function_of_jsonschema_that_uses_re_is_replaced():
+    """The ones curation.patterns rebuilds over RE2: an upgrade of jsonschema that matches somewhere else fails here."""
+    import types
+
+    from jsonschema import _format, _keywords, _legacy_keywords, _utils
+
+    def uses_re(code: types.CodeType) -> bool:
+        inner = (const for const in code.co_consts if isinstance(const, types.CodeType))
+        return "re" in code.co_names or any(uses_re(const) for const in inner)
+
+    found = {
+        f"{module.__name__}.{name}"
+        for module in (_keywords, _legacy_keywords, _utils)
+        for name, function in vars(module).items()
+        if isinstance(function, types.FunctionType) and function.__module__ == module.__name__
+        and uses_re(function.__code__)
+    }  # fmt: skip
+    assert found == {
+        "jsonschema._keywords.pattern",
+        "jsonschema._keywords.patternProperties",
+        "jsonschema._utils.find_additional_properties",
+        "jsonschema._utils.find_evaluated_property_keys_by_schema",
+        "jsonschema._legacy_keywords.find_evaluated_property_keys_by_schema",
+    }
+    # The format "regex" compiles with `re`: answers are validated without a format checker (formats are only
+    # annotations, as before), and schemas against their meta-schema with one that compiles in RE2.
+    assert uses_re(_format.is_regex.__code__)
+    assert formats.answer_checker({"kind": "json_schema", "schema": {"format": "regex"}})('"("') is True
+
+
 def test_a_schema_that_fans_out_is_refused_and_an_old_one_is_cut_short():
     """Each definition applies the previous one twice: 2^40 applications on a non-string answer."""
     schema = {"$defs": {"d0": {"type": "string"}}, "$ref": "#/$defs/d40"}
