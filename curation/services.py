@@ -19,7 +19,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,7 +29,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from . import formats, quality, selectors
+from . import formats, patterns, quality, selectors
 from .models import (
     DatasetVersion,
     DatasetVersionItem,
@@ -88,18 +87,14 @@ def output_format_clean(spec: Any) -> dict:
         pattern = spec.get("pattern")
         if not isinstance(pattern, str) or not pattern:
             raise ServiceError("a regex output format needs a non-empty `pattern`.", field="output_format")
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ServiceError(f"`pattern` is not a valid regular expression: {error}.", field="output_format")
+        if refusal := patterns.regex_refusal(pattern):
+            raise ServiceError(f"`pattern` cannot be used: {refusal}", field="output_format")
         return {"kind": "regex", "pattern": pattern}
     schema = spec.get("schema")
     if not isinstance(schema, dict):
         raise ServiceError("a json_schema output format needs a `schema` object.", field="output_format")
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as error:
-        raise ServiceError(f"`schema` is not a valid JSON Schema: {error.message}.", field="output_format")
+    if refusal := patterns.schema_refusal(schema):
+        raise ServiceError(f"`schema` cannot be used: {refusal}", field="output_format")
     return {"kind": "json_schema", "schema": schema}
 
 

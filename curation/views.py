@@ -463,6 +463,11 @@ def review_check(request, slug: str, pk: int):
     project = selectors.project_get(user=request.user, slug=slug)
     selectors.example_get(project=project, example_id=pk)
     answer = request.POST.get(request.POST.get("field", ""), "")
+    limit = settings.FINELINE_LIVE_CHECK_MAX_CHARS
+    if len(answer) > limit:
+        # Still a 200: htmx swaps the fragment in, and the reviewer reads why the check paused rather than a stale one.
+        context = {"project": project, "too_long": {"length": len(answer), "limit": limit}}
+        return render(request, "curation/htmx/format_check.html", context)
     violations = formats.answer_violations(project.output_format, answer)
     return render(request, "curation/htmx/format_check.html", {"project": project, "violations": violations})
 

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from curation import patterns  # no Django in it either
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -88,9 +90,10 @@ def label_reader(spec: dict | None, labels: Iterable[str]) -> Callable[[str], st
     if not labels or kind not in ("regex", "json_schema"):
         return None
     if kind == "regex":
-        import regex
-
-        compiled = regex.compile(spec["pattern"])
+        try:
+            compiled = patterns.regex_compile(spec["pattern"])  # RE2: linear time in the answer, whatever the pattern
+        except patterns.PatternError:
+            return None
         if "label" not in compiled.groupindex:
             return None
 

@@ -15,6 +15,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -439,6 +440,8 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             entry = {"system": system, "name": SYSTEM_NAMES[system], "status": "succeeded", "metrics": {}, "notes": ""}
             try:
                 out = _answers(system, evaluation, queries, base, fits, read, progress, entry)
+            except SoftTimeLimitExceeded:
+                raise  # the evaluation is out of time, not this system: it fails as a whole and says so
             except Exception as error:  # one system failing does not lose the others
                 entry.update(status="failed", notes=f"{type(error).__name__}: {error}")
                 progress.log(f"{system} failed: {entry['notes']}")

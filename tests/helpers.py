@@ -113,8 +113,11 @@ def start_nginx(prefix: Path, *, listen: int, upstream: str, **variables: str) -
     return subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config)])
 
 
-def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING", extra=()) -> subprocess.Popen:
-    """A real Celery worker (solo pool) in a process group of its own; the caller stops it (`stop_worker`)."""
+def start_worker(
+    env: dict, queues: str = "default", loglevel: str = "WARNING", extra=(), pool: str = "solo"
+) -> subprocess.Popen:
+    """A real Celery worker (solo pool unless told) in a process group of its own; the caller stops it (`stop_worker`).
+    Time limits need the prefork pool, as docker-compose runs it."""
     command = [
         sys.executable,
         "-m",
@@ -125,7 +128,7 @@ def start_worker(env: dict, queues: str = "default", loglevel: str = "WARNING", 
         "--queues",
         queues,
         "--pool",
-        "solo",
+        pool,
         "--loglevel",
         loglevel,
         "--without-heartbeat",

@@ -214,6 +214,27 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Time limits (seconds) on every task, so that no job holds a worker for ever. At the soft limit the task gets an
+# exception and its job ends `failed`, saying which limit it reached; a task still running
+# FINELINE_TASK_TIME_LIMIT_GRACE seconds later has its worker process killed (the prefork pool enforces both limits;
+# `--pool solo` enforces neither).
+# Quality scans, search indexing and recovery get FINELINE_TASK_SOFT_TIME_LIMIT (500,000 examples scan in about
+# 2 minutes); training runs and merges, and evaluations, their own. Keep CELERY_VISIBILITY_TIMEOUT above the longest
+# limit plus the grace, or Redis hands a running job to a second worker.
+FINELINE_TASK_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TASK_SOFT_TIME_LIMIT", 60 * 60))
+FINELINE_TRAINING_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TRAINING_SOFT_TIME_LIMIT", 46 * 60 * 60))
+FINELINE_EVALUATION_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_EVALUATION_SOFT_TIME_LIMIT", 12 * 60 * 60))
+FINELINE_TASK_TIME_LIMIT_GRACE = float(os.environ.get("FINELINE_TASK_TIME_LIMIT_GRACE", 5 * 60))
+CELERY_TASK_SOFT_TIME_LIMIT = FINELINE_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = FINELINE_TASK_SOFT_TIME_LIMIT + FINELINE_TASK_TIME_LIMIT_GRACE
+CELERY_TASK_ANNOTATIONS = {
+    name: {"soft_time_limit": limit, "time_limit": limit + FINELINE_TASK_TIME_LIMIT_GRACE}
+    for name, limit in {
+        "training.run": FINELINE_TRAINING_SOFT_TIME_LIMIT,
+        "training.merge": FINELINE_TRAINING_SOFT_TIME_LIMIT,
+        "evaluation.run": FINELINE_EVALUATION_SOFT_TIME_LIMIT,
+    }.items()
+}
 
 # Training runs: a worker holds a run through a lease its heartbeat renews; a run whose lease expired (its worker
 # died) is requeued by the periodic recovery task and resumes from its last complete checkpoint, at most
@@ -277,6 +298,9 @@ FINELINE_IMPORT_MAX_DEPTH = int(os.environ.get("FINELINE_IMPORT_MAX_DEPTH", 32))
 FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_REPORTED_ERRORS", 1000))
 # How long an expert holds the example they opened; a lock left by a closed tab is reclaimed after it.
 FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
+# The review page checks the answer against the output format as the expert types: answers longer than this (in
+# characters) are checked when the review is saved instead.
+FINELINE_LIVE_CHECK_MAX_CHARS = int(os.environ.get("FINELINE_LIVE_CHECK_MAX_CHARS", 64 * 1024))
 # Files bigger than this spill to disk during a multipart upload instead of staying in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # A form or JSON body (not an import: those stream) is read into memory whole: room for one example at the import's

@@ -9,7 +9,9 @@ class ProjectSerializer(serializers.ModelSerializer):
     labels = serializers.ListField(child=serializers.CharField(max_length=100, allow_blank=True), required=False)
     output_format = serializers.JSONField(
         required=False,
-        help_text='{"kind": "none"}, {"kind": "regex", "pattern": "..."} or {"kind": "json_schema", "schema": {...}}',
+        help_text='{"kind": "none"}, {"kind": "regex", "pattern": "..."} or {"kind": "json_schema", "schema": {...}}. '
+        "Patterns (the regex, a schema's pattern and patternProperties) use RE2 syntax: no backreferences or "
+        "lookarounds. A schema's $refs must point inside it.",
     )
     role = serializers.SerializerMethodField(help_text="Your role in this project: lead or expert.")
 
