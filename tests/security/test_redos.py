@@ -219,9 +219,8 @@ def test_recursion_into_a_part_of_the_answer_is_still_allowed(project, lead_api)
         f"/api/v1/projects/{project.slug}/", {"output_format": {"kind": "json_schema", "schema": tree}}, format="json"
     )
     assert response.status_code == 200, response.json()
-    assert formats.answer_violations(response.json()["output_format"], '{"children": [{"children": [1]}]}') == [
-        "at $.children[0].children[0]: 1 is not of type 'object'"
-    ]
+    (violation,) = formats.answer_violations(response.json()["output_format"], '{"children": [{"children": [1]}]}')
+    assert violation.startswith("at $.children[0].children[0]: 1 is not of type 'object'")
 
 
 @pytest.mark.django_db
