@@ -1,8 +1,9 @@
-"""Filters of the curation pages: Markdown rendered without raw HTML, and the starting height of a text's editor."""
+"""Filters of the pages: Markdown rendered without raw HTML, the starting height of a text's editor, server paths."""
 
 from django import template
 from django.utils.safestring import mark_safe
 
+from config.server_paths import redact
 from curation import text
 
 register = template.Library()
@@ -22,3 +23,9 @@ def editor_rows(value: str) -> int:
 def long_turn(message: dict) -> bool:
     """A user or system turn long enough to start folded; the assistant's answers are always shown whole."""
     return message.get("role") in ("user", "system") and len(message.get("content", "")) > text.LONG_TURN_CHARS
+
+
+@register.filter
+def server_paths(value):
+    """Server folders named as $FINELINE_VAR_DIR / $FINELINE_MODELS_DIR, never spelled out (config.server_paths)."""
+    return redact(value) if isinstance(value, str) else value
