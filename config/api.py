@@ -75,6 +75,11 @@ urlpatterns = [
         training.TrainingRunMergeView.as_view(),
         name="training-run-merge",
     ),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/artifacts/<slug:name>/",
+        training.TrainingRunArtifactView.as_view(),
+        name="training-run-artifact",
+    ),
     path("projects/<slug:slug>/evaluations/", evaluation.EvaluationListView.as_view(), name="evaluations"),
     path(
         "projects/<slug:slug>/evaluations/<int:pk>/",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -39,6 +40,11 @@ def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
     if not user.is_superuser:
         projects = projects.filter(memberships__user=user)
     return projects.order_by("name")
+
+
+def project_create_allowed(*, user: AbstractBaseUser) -> bool:
+    """Whether the user may create a project (and lead it): staff only, unless FINELINE_PROJECT_CREATORS is `any`."""
+    return user.is_authenticated and (settings.FINELINE_PROJECT_CREATORS == "any" or user.is_staff or user.is_superuser)
 
 
 def project_lead(*, project: Project) -> AbstractBaseUser | None:

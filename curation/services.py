@@ -29,6 +29,8 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
+from config import server_paths
+
 from . import formats, patterns, quality, selectors
 from .models import (
     DatasetVersion,
@@ -145,14 +147,35 @@ def _project_assign(project: Project, fields: dict[str, Any]) -> None:
             if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
                 raise ServiceError("`baseline_score` is a share from 0 to 1.", field=key)
         elif key == "tokenizer":
-            value = str(value or "").strip()
-            if len(value) > 300:
-                raise ServiceError("`tokenizer` is at most 300 characters.", field=key)
+            value = _tokenizer_clean(project, value)
         elif key not in {"name", "task_description", "system_prompt"}:
             raise ServiceError(f"unknown project field {key!r}.", field=key)
         setattr(project, key, value)
     if not project.output_format:
         project.output_format = {"kind": "none"}
+
+
+def _tokenizer_clean(project: Project, value: Any) -> str:
+    """A tokenizer is a model like a base model (config.server_paths): listed, a Hugging Face id or a folder under
+    the models folder. The one already set stays, also as pages show it (its folder redacted)."""
+    value = str(value or "").strip()
+    if not value:
+        return ""
+    if project.tokenizer and value in (project.tokenizer, server_paths.redact(project.tokenizer)):
+        return project.tokenizer
+    try:
+        return server_paths.model_source_check(value)
+    except server_paths.ModelSourceError as error:
+        raise ServiceError(f"tokenizer: {error}", field="tokenizer") from None
+
+
+def project_tokenizer_adopt(*, project: Project, tokenizer: str) -> Project:
+    """Count the project's tokens with the tokenizer of a base model a finished run trained from (a worker's own
+    value: tiny-local's build folder included), and recount them."""
+    project.tokenizer = tokenizer
+    project.save(update_fields=["tokenizer", "updated_at"])
+    quality_scan_start(project=project)
+    return project
 
 
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
@@ -1033,7 +1056,7 @@ def quality_scan_run(*, scan: QualityScan) -> QualityScan:
         }
         scan.status = QualityScan.Status.SUCCEEDED
     except Exception as error:
-        scan.status, scan.error = QualityScan.Status.FAILED, f"{type(error).__name__}: {error}"
+        scan.status, scan.error = QualityScan.Status.FAILED, server_paths.redact(f"{type(error).__name__}: {error}")
         raise
     finally:
         scan.finished_at = timezone.now()
@@ -1100,13 +1123,13 @@ def _token_counter(project: Project) -> _TokenCounter:
         tokenizer = AutoTokenizer.from_pretrained(project.tokenizer)
     except Exception as error:  # not downloaded, not a tokenizer: the estimate, and say why
         logger.warning("tokenizer %r did not load: %s", project.tokenizer, error)
-        label = f"{ESTIMATE_LABEL} (the tokenizer {project.tokenizer} did not load)"
+        label = f"{ESTIMATE_LABEL} (the tokenizer {server_paths.redact(project.tokenizer)} did not load)"
         return _TokenCounter(estimate, label, False, ESTIMATE_ERROR, *ESTIMATE_TEMPLATE)
 
     def count(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
-    label = f"tokens counted with the tokenizer of {project.tokenizer}"
+    label = f"tokens counted with the tokenizer of {server_paths.redact(project.tokenizer)}"
     return _TokenCounter(count, label, True, None, *_template_tokens(tokenizer))
 
 

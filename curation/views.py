@@ -40,7 +40,8 @@ def project_list(request):
     for project in projects:
         project.role = "admin" if request.user.is_superuser else roles.get(project.pk)
         project.progress = progress[project.pk]
-    return render(request, "curation/project_list.html", {"projects": projects})
+    context = {"projects": projects, "can_create": selectors.project_create_allowed(user=request.user)}
+    return render(request, "curation/project_list.html", context)
 
 
 @login_required

@@ -13,7 +13,6 @@ import json
 import os
 import socket
 from datetime import timedelta
-from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -22,10 +21,12 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from config import server_paths
 from curation import formats
 from curation import services as curation_services
 from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
 from curation.services import ServiceError
+from training import artifacts, base_models
 from training.models import TrainingRun
 
 from . import harness, metrics, selectors
@@ -206,18 +207,6 @@ def _queries(version: DatasetVersion, split: str, limit: int | None = None) -> l
             }
         )
     return queries
-
-
-def _base_of(run: TrainingRun) -> str:
-    """The base model the run trained from, as a loadable id or folder (for tiny-local, the folder it was built in,
-    which the recipe records beside the adapter or model)."""
-    recorded = Path(run.adapter_dir) / "fineline_config.json"
-    if run.adapter_dir and recorded.exists():
-        return json.loads(recorded.read_text())["base_model"]
-    config = Path(run.adapter_dir) / "adapter_config.json"
-    if run.method == "lora" and config.exists():
-        return json.loads(config.read_text())["base_model_name_or_path"]
-    return run.base_model
 
 
 def _frontier_configured() -> bool:
@@ -434,7 +423,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             total=len(queries) * (len(generating) + len(judged)), done=0, results=[], verdict={}, error=""
         )
         EvaluationAnswer.objects.filter(evaluation=evaluation).delete()  # a rerun after a lost worker starts over
-        base = _base_of(run)
+        base = base_models.trained_base(run)  # checked again: never another project's folder
         results, per_example = [], {}
         for system in evaluation.systems:
             entry = {"system": system, "name": SYSTEM_NAMES[system], "status": "succeeded", "metrics": {}, "notes": ""}
@@ -443,7 +432,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             except SoftTimeLimitExceeded:
                 raise  # the evaluation is out of time, not this system: it fails as a whole and says so
             except Exception as error:  # one system failing does not lose the others
-                entry.update(status="failed", notes=f"{type(error).__name__}: {error}")
+                entry.update(status="failed", notes=server_paths.redact(f"{type(error).__name__}: {error}"))
                 progress.log(f"{system} failed: {entry['notes']}")
                 results.append(entry)
                 continue
@@ -475,8 +464,8 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         )  # fmt: skip
     except Exception as error:
         Evaluation.objects.filter(pk=evaluation.pk).update(
-            status=Evaluation.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now(),
-            lease_until=None,
+            status=Evaluation.Status.FAILED, error=server_paths.redact(f"{type(error).__name__}: {error}"),
+            finished_at=timezone.now(), lease_until=None,
         )  # fmt: skip
         raise
     evaluation.refresh_from_db()
@@ -503,9 +492,13 @@ def _answers(system, evaluation, queries, base, fits, read, progress, entry) -> 
     }
     progress.stage(f"answering with {SYSTEM_NAMES[system]}")
     if system == "fine_tuned":
-        adapter = run.adapter_dir if run.method == "lora" else None
-        model = base if adapter else run.adapter_dir
-        entry["notes"] = f"run #{run.pk}: {run.method} of {run.base_model}"
+        # the run's own folder only (training.artifacts), whatever its row says
+        tuned = artifacts.run_artifact(run, "adapter" if run.method == "lora" else "model")
+        if tuned is None:
+            raise ServiceError(f"run #{run.pk} has no {run.method} weights in its own folder.", field="training_run")
+        adapter = str(tuned) if run.method == "lora" else None
+        model = base if adapter else str(tuned)
+        entry["notes"] = f"run #{run.pk}: {run.method} of {server_paths.redact(run.base_model)}"
         return harness.local_answers(model, [q["messages"] for q in queries], adapter_dir=adapter, **local)
     if system == "base_zero_shot":
         entry["notes"] = "the project's system prompt, no examples"

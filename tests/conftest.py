@@ -80,10 +80,15 @@ def browser():
 
 @pytest.fixture(scope="session")
 def small_base(tmp_path_factory):
-    """tiny-local with a short pretraining: enough for the runs' mechanics, not for accuracy."""
+    """tiny-local with a short pretraining: enough for the runs' mechanics, not for accuracy. It lies in the models
+    folder (FINELINE_MODELS_DIR, for the rest of the session and the processes tests start), where runs may name it."""
+    from django.conf import settings
+
+    models = tmp_path_factory.mktemp("models")
+    settings.FINELINE_MODELS_DIR = str(models)
     rows = demo.generate(count=200)
     documents = tiny_local.corpus_documents(row["messages"] for row in rows)
-    return str(tiny_local.build(documents, tmp_path_factory.mktemp("models"), tiny_local.TinyConfig(pretrain_steps=40)))
+    return str(tiny_local.build(documents, models, tiny_local.TinyConfig(pretrain_steps=40)))
 
 
 @pytest.fixture

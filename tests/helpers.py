@@ -53,6 +53,7 @@ def service_env(**extra) -> dict:
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
+        "FINELINE_MODELS_DIR": str(settings.FINELINE_MODELS_DIR or ""),
         **{key: str(value) for key, value in extra.items()},
     }
 

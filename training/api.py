@@ -1,22 +1,32 @@
-"""Training endpoints: launch (leads), list, detail, cancel."""
+"""Training endpoints: launch (leads), list, detail, cancel, merge, and a run's artifacts."""
 
-from drf_spectacular.utils import extend_schema
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import server_paths
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion
 
-from . import selectors, services
+from . import base_models, selectors, services, views
 from .models import TrainingRun
+
+# Server paths in a run's answer show as $FINELINE_VAR_DIR/... (config.server_paths); artifacts download by name.
+REDACTED = ("base_model", "log", "error", "adapter_dir", "merged_dir", "deployment")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     dataset_version = serializers.IntegerField(source="dataset_version.number")
     created_by = serializers.CharField(source="created_by.username", default=None)
     trainable_fraction = serializers.SerializerMethodField()
+    artifacts = serializers.SerializerMethodField(
+        help_text="[{name, label, path, download}]: what the run wrote, where it lies relative to the data folder, "
+        "and the URL that downloads it as a tar."
+    )
 
     class Meta:
         model = TrainingRun
@@ -42,6 +52,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "total_params",
             "trainable_fraction",
             "device",
+            "artifacts",
             "adapter_dir",
             "deployment",
             "merge_status",
@@ -56,13 +67,32 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     def get_trainable_fraction(self, run: TrainingRun) -> float | None:
         return round(run.trainable_params / run.total_params, 6) if run.total_params else None
 
+    def get_artifacts(self, run: TrainingRun) -> list[dict]:
+        found = selectors.training_run_artifact_list(run=run)
+        for artifact in found:
+            artifact["download"] = reverse("training-run-artifact", args=[run.project.slug, run.pk, artifact["name"]])
+        return found
+
+    def to_representation(self, run: TrainingRun) -> dict:
+        data = super().to_representation(run)
+        for field in REDACTED:
+            data[field] = server_paths.redact_all(data[field])
+        return data
+
 
 class TrainingRunCreateSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(help_text="The version's number in the project.")
-    base_model = serializers.CharField(default="tiny-local")
+    base_model = serializers.CharField(
+        default="tiny-local",
+        help_text="tiny-local, a listed model, a Hugging Face id (owner/name), or the absolute path of a folder under "
+        "the models folder (FINELINE_MODELS_DIR).",
+    )
     method = serializers.ChoiceField(choices=["lora", "full"], default="lora")
     options = serializers.DictField(required=False, help_text="Recipe settings: lora_r, epochs, learning_rate...")
     override_readiness = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_base_model(self, value: str) -> str:
+        return base_models.base_model_clean(value)  # a refusal is a 400 naming the field
 
 
 def _launch_request(request, slug: str):
@@ -144,3 +174,12 @@ class TrainingRunMergeView(APIView):
     def post(self, request, slug: str, pk: int):
         run = services.training_run_merge_request(run=_run(request, slug, pk, lead=True))
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunArtifactView(APIView):
+    @extend_schema(
+        responses={(200, "application/x-tar"): OpenApiResponse(OpenApiTypes.BINARY), 404: None},
+        description="The run's artifact (adapter, model or merged) as an uncompressed tar of its folder.",
+    )
+    def get(self, request, slug: str, pk: int, name: str):
+        return views.artifact_response(_run(request, slug, pk), name)

@@ -3,7 +3,9 @@
 from django import forms
 
 from curation.models import DatasetVersion, Project
+from curation.services import ServiceError
 
+from . import base_models
 from .presets import PRESETS
 
 OPTION_FIELDS = [
@@ -26,7 +28,9 @@ class TrainingRunForm(forms.Form):
     OPTIONS = OPTION_FIELDS
     dataset_version = forms.TypedChoiceField(coerce=int, label="Dataset version")
     base_model = forms.CharField(
-        max_length=300, label="Base model", help_text="A listed model, a Hugging Face id or a folder."
+        max_length=300,
+        label="Base model",
+        help_text="A listed model, a Hugging Face id, or a folder under the models folder (its absolute path).",
     )
     preset = forms.ChoiceField(choices=[(key, preset["label"]) for key, preset in PRESETS.items()], required=False)
     method = forms.ChoiceField(choices=[("lora", "LoRA"), ("full", "Full fine-tune")])
@@ -54,6 +58,12 @@ class TrainingRunForm(forms.Form):
         versions = DatasetVersion.objects.filter(project=project).order_by("-number").values_list("number", flat=True)
         self.fields["dataset_version"].choices = [(number, f"v{number}") for number in versions]
         self.base_models = base_models
+
+    def clean_base_model(self) -> str:
+        try:
+            return base_models.base_model_clean(self.cleaned_data["base_model"])
+        except ServiceError as error:
+            raise forms.ValidationError(error.message) from None
 
     @staticmethod
     def initial_for(preset_key: str, base_model: str, version: int | None) -> dict:

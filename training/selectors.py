@@ -2,46 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast, Length
 
+from config import server_paths
 from curation import quality
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Project
+from curation.services import ServiceError
 
+from . import artifacts, base_models
 from .models import TrainingRun
 from .recipes import estimate, tiny_local
 
 TINY_LOCAL = tiny_local.NAME
 CHARS_PER_TOKEN = 4.0  # until a quality scan has measured the project's own ratio
 
-
-def base_model_choices() -> list[str]:
-    return list(settings.FINELINE_BASE_MODELS)
-
-
-def _config_json(base_model: str) -> dict | None:
-    """The model's config.json from a local folder or the Hugging Face cache, without touching the network."""
-    folder = Path(base_model).expanduser()
-    if (folder / "config.json").is_file():
-        return json.loads((folder / "config.json").read_text())
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(base_model, "config.json")
-    except Exception:  # not a valid repository id
-        return None
-    return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+base_model_choices = base_models.base_model_choices
 
 
 def base_model_shape(base_model: str) -> tuple[estimate.Shape | None, str]:
-    """The base model's architecture and where it came from; (None, why) when it cannot be known offline."""
+    """The base model's architecture and where it came from; (None, why) when it cannot be known offline, or when the
+    model is not allowed (its folder is then not read)."""
     if base_model == TINY_LOCAL:
         tiny = tiny_local.TinyConfig()
         shape = estimate.Shape(
@@ -54,7 +40,11 @@ def base_model_shape(base_model: str) -> tuple[estimate.Shape | None, str]:
             tied=True,
         )
         return shape, "tiny-local's settings"
-    config = _config_json(base_model)
+    try:
+        base_models.base_model_clean(base_model)
+    except ServiceError as error:
+        return None, error.message
+    config = base_models.base_model_config(base_model)
     if config is not None:
         config = config.get("text_config", config)
         try:
@@ -138,6 +128,10 @@ def training_run_estimate(
     defaults = SFTConfig(base_model=base_model, max_seq_length=run_max_length(project=project, options=options))
     get = lambda name: options.get(name) if options.get(name) not in (None, "") else getattr(defaults, name)  # noqa: E731
     result: dict[str, Any] = {"base_model": base_model, "method": method, "warnings": []}
+    try:
+        base_model = base_models.base_model_clean(base_model)
+    except ServiceError as error:
+        result["warnings"].append(f"This run cannot start: {error.message}")
     shape, source = base_model_shape(base_model)
     result["shape_source"] = source
     on_cpu = base_model == TINY_LOCAL
@@ -219,8 +213,17 @@ def training_run_eta(*, run: TrainingRun) -> float | None:
     return (run.total_steps - run.step) * seconds / steps
 
 
+def training_run_artifact_list(*, run: TrainingRun) -> list[dict[str, str]]:
+    """The run's artifacts as pages and the API name them: `name` (what a download asks for), what it is, and where
+    it lies on the server relative to the data folder ($FINELINE_VAR_DIR/runs/run-12/...)."""
+    return [
+        {"name": name, "label": artifacts.NAMES[name], "path": server_paths.redact(str(folder))}
+        for name, folder in artifacts.run_artifacts(run).items()
+    ]
+
+
 def training_run_list(*, project: Project):
-    return TrainingRun.objects.filter(project=project).select_related("dataset_version", "created_by")
+    return TrainingRun.objects.filter(project=project).select_related("project", "dataset_version", "created_by")
 
 
 SERIES_POINTS = 400

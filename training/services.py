@@ -7,7 +7,6 @@ import os
 import socket
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -16,11 +15,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config import server_paths
 from curation import selectors as curation_selectors
 from curation import services as curation_services
 from curation.models import DatasetVersion, Project
 from curation.services import ServiceError
 
+from . import artifacts, base_models
 from .models import TrainingRun
 from .recipes import tiny_local
 
@@ -106,6 +107,7 @@ def training_run_create(
         raise ServiceError("that dataset version belongs to another project.", field="dataset_version")
     if method not in ("lora", "full"):
         raise ServiceError("`method` must be lora or full.", field="method")
+    base_model = base_models.base_model_clean(base_model)
     options = training_options_clean(dict(options or {}))
     # A run takes the project's max length unless told otherwise: the length readiness and the dashboard judge by.
     options.setdefault("max_seq_length", project.max_seq_length)
@@ -119,7 +121,7 @@ def training_run_create(
         project=project,
         dataset_version=dataset_version,
         created_by=user,
-        base_model=base_model.strip() or TINY_LOCAL,
+        base_model=base_model,
         method=method,
         config={**options, "method": method},
         readiness_override=override_readiness.strip(),
@@ -242,18 +244,24 @@ def train_processes() -> int:
     return max(1, int(value))
 
 
-def runs_dir() -> Path:
-    return Path(settings.VAR_DIR) / "runs"
+runs_dir = artifacts.runs_dir
 
 
 def base_model_path(run: TrainingRun, train_rows: list[dict], on_log=None) -> str:
-    """The run's base model; tiny-local is built here (or found in the cache), its stages reported to `on_log`."""
+    """The run's base model, checked again (the row may predate the check, or have been edited); tiny-local is built
+    here (or found in the cache), its stages reported to `on_log`."""
     if run.base_model != TINY_LOCAL:
-        return run.base_model
+        return base_models.base_model_clean(run.base_model)
     if on_log is not None:
         on_log({"event": "build", "stage": "sampling the base's pretraining corpus"})
     documents = tiny_local.corpus_documents(row["messages"] for row in train_rows)
-    return str(tiny_local.build(documents, Path(settings.VAR_DIR) / "models", on_log=on_log))
+    return str(tiny_local.build(documents, base_models.tiny_local_cache(), on_log=on_log))
+
+
+def _failure(error: Exception) -> str:
+    """What a run keeps of an exception: its type and message, with the server's folders named, not spelled out."""
+    message = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
+    return server_paths.redact(message)
 
 
 def _truncation_line(truncation: dict) -> str:
@@ -282,7 +290,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     for split, messages, label, example_id in items.iterator(2000):
         if split in rows:  # the example's id names it when the recipe reports it truncated
             rows[split].append({"messages": messages, "label": label, "id": example_id})
-    out_dir = runs_dir() / f"run-{run.pk}"
+    out_dir = artifacts.run_folder(run.pk)
     state = {"metrics": list(run.metrics), "log": run.log, "summary": dict(run.summary)}
 
     def on_log(entry: dict) -> None:
@@ -356,7 +364,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     except Exception as error:
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.FAILED,
-            error=f"{type(error).__name__}: {error}",
+            error=_failure(error),
             finished_at=timezone.now(),
             lease_until=None,
         )
@@ -387,8 +395,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             )
     if not result.cancelled and not run.project.tokenizer:
         # The project's token lengths are estimates until a base model's tokenizer exists: now one does.
-        curation_services.project_update(project=run.project, tokenizer=base)
-        curation_services.quality_scan_start(project=run.project)
+        curation_services.project_tokenizer_adopt(project=run.project, tokenizer=base)
     TrainingRun.objects.filter(pk=run.pk).update(
         status=final,
         finished_at=timezone.now(),
@@ -422,14 +429,17 @@ def training_run_merge_execute(*, run_id: int) -> TrainingRun | None:
         return None
     run = TrainingRun.objects.select_related("project").get(pk=run_id)
     try:
-        merged = sft.merge_adapter(Path(run.adapter_dir), Path(run.output_dir) / "merged")
+        adapter = artifacts.run_artifact(run, "adapter")
+        if adapter is None:
+            raise ServiceError(f"run #{run.pk} has no adapter in its own folder.", field="run")
+        merged = sft.merge_adapter(adapter, artifacts.run_folder(run.pk) / "merged", base_models.trained_base(run))
     except Exception as error:
         TrainingRun.objects.filter(pk=run.pk).update(
-            merge_status="failed", log=(run.log + f"merge failed: {type(error).__name__}: {error}\n")[-LOG_KEPT:]
+            merge_status="failed", log=(run.log + f"merge failed: {_failure(error)}\n")[-LOG_KEPT:]
         )
         raise
     deployment = bundle.write_merged(
-        out_dir=Path(run.output_dir),
+        out_dir=artifacts.run_folder(run.pk),
         merged_dir=merged,
         max_model_len=int(run.config.get("max_seq_length") or sft.SFTConfig.max_seq_length),
         system_prompt=run.project.system_prompt,

@@ -7,6 +7,7 @@ the status, progress, log tail, the metric series the charts redraw from, and th
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -14,7 +15,7 @@ from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Membership
 from curation.services import ServiceError
 
-from . import selectors, services
+from . import artifacts, selectors, services
 from .forms import TrainingRunForm
 from .models import TrainingRun
 from .presets import PRESETS
@@ -47,10 +48,12 @@ def _preflight(project, form: TrainingRunForm) -> dict:
         warnings.append(error.message)
         options = {}
     version = DatasetVersion.objects.filter(project=project, number=data.get("dataset_version") or 0).first()
+    # as typed, even when the form refused it: the pre-flight says why the run could not start
+    base_model = form.data.get("base_model") if form.is_bound else data.get("base_model")
     result = selectors.training_run_preflight(
         project=project,
         version=version,
-        base_model=(data.get("base_model") or selectors.TINY_LOCAL).strip(),
+        base_model=(base_model or selectors.TINY_LOCAL).strip(),
         method=data.get("method") or "lora",
         options=options,
     )
@@ -118,6 +121,7 @@ def _run_context(request, project, run: TrainingRun) -> dict:
         "series": selectors.training_run_series(run=run),
         "log_tail": "\n".join(run.log[-20_000:].splitlines()[-LOG_LINES:]),
         "log_lines": LOG_LINES,
+        "artifacts": selectors.training_run_artifact_list(run=run),
     }
 
 
@@ -163,3 +167,21 @@ def run_merge(request, slug: str, pk: int):
     except ServiceError as error:
         flash.error(request, error.message)
     return redirect("training:run_detail", slug=project.slug, pk=pk)
+
+
+def artifact_response(run: TrainingRun, name: str) -> StreamingHttpResponse:
+    """The run's artifact `name` as a tar download (the browser page and the API both answer with it)."""
+    folder = artifacts.run_artifacts(run).get(name)
+    if folder is None:
+        raise Http404("No such artifact.")
+    top = f"{run.project.slug}-run{run.pk}-{name}"
+    response = StreamingHttpResponse(artifacts.tar_stream(folder, top), content_type="application/x-tar")
+    response["Content-Disposition"] = f'attachment; filename="{top}.tar"'
+    return response
+
+
+@login_required
+@require_GET
+def run_artifact(request, slug: str, pk: int, name: str):
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    return artifact_response(get_object_or_404(TrainingRun, project=project, pk=pk), name)

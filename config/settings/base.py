@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FINELINE_VAR_DIR", BASE_DIR / "var"))
@@ -244,8 +245,8 @@ FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 12
 FINELINE_TRAIN_PROCESSES = os.environ.get("FINELINE_TRAIN_PROCESSES", "auto")
 FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
 FINELINE_RECOVERY_INTERVAL = float(os.environ.get("FINELINE_RECOVERY_INTERVAL", 30))
-# The base models the launch form offers (a run may still name any Hugging Face id or local folder). Set
-# FINELINE_BASE_MODELS to a comma-separated list of ids or folders to replace the list.
+# The base models the launch form offers (a run may also name a Hugging Face id, or a folder under
+# FINELINE_MODELS_DIR). Set FINELINE_BASE_MODELS to a comma-separated list of ids or folders to replace the list.
 FINELINE_BASE_MODELS = [
     model.strip()
     for model in os.environ.get(
@@ -255,6 +256,15 @@ FINELINE_BASE_MODELS = [
     ).split(",")
     if model.strip()
 ]
+# Local model folders a run may start from (or a project count tokens with): those under this folder, named by their
+# absolute path. Unset (the default), only the list above and Hugging Face ids are accepted. It must lie outside
+# FINELINE_VAR_DIR: nothing in the data folder (runs, tiny-local builds, uploads) is ever a model (config/server_paths).
+FINELINE_MODELS_DIR = os.environ.get("FINELINE_MODELS_DIR", "").strip()
+# Who may create projects (and become their lead): "staff" (the default: accounts with is_staff, set in the admin or
+# by createsuperuser) or "any" signed-in user.
+FINELINE_PROJECT_CREATORS = os.environ.get("FINELINE_PROJECT_CREATORS", "staff").strip().lower()
+if FINELINE_PROJECT_CREATORS not in ("staff", "any"):
+    raise ImproperlyConfigured(f"FINELINE_PROJECT_CREATORS is staff or any, not {FINELINE_PROJECT_CREATORS!r}.")
 # The GPU a node has, for the pre-flight's memory and time estimates: memory (GB), peak bf16 dense TFLOP/s, and
 # the share of that peak a LoRA/full fine-tune reaches (MFU). Defaults: an H100 80 GB SXM at 35% MFU.
 FINELINE_GPU_NAME = os.environ.get("FINELINE_GPU_NAME", "H100 80GB")

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from config import server_paths
+
 from ..models import DatasetVersion, Example, ImportJob, Membership, Project, QualityScan, ReviewStatus
 
 
@@ -34,6 +36,11 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_role(self, project: Project) -> str | None:
         return getattr(project, "user_role", None)
+
+    def to_representation(self, project: Project) -> dict:
+        data = super().to_representation(project)
+        data["tokenizer"] = server_paths.redact(data.get("tokenizer") or "")  # a tiny-local build's folder
+        return data
 
 
 class ProjectUpdateSerializer(ProjectSerializer):

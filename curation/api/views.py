@@ -14,7 +14,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 class ProjectViewSet(
     mixins.ListModelMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """Projects you are a member of. The creator of a project becomes its lead; only leads change it."""
+    """Projects you are a member of. The creator of a project becomes its lead; only leads change it. Who may create
+    one is a setting (FINELINE_PROJECT_CREATORS: staff by default)."""
 
     serializer_class = ProjectSerializer
     lookup_field = "slug"
@@ -63,6 +64,8 @@ class ProjectViewSet(
         return Response(ProjectSerializer(projects, many=True).data)
 
     def create(self, request):
+        if not selectors.project_create_allowed(user=request.user):
+            raise PermissionDenied("Only staff create projects here; ask an administrator for one.")
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

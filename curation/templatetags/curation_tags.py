@@ -1,11 +1,12 @@
-"""Filters of the curation pages: Markdown rendered without raw HTML, the starting height of a text's editor, and
-relative times."""
+"""Filters of the pages: Markdown rendered without raw HTML, the starting height of a text's editor, relative
+times, server paths."""
 
 from django import template
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from config.server_paths import redact
 from curation import text
 
 register = template.Library()
@@ -36,3 +37,9 @@ def ago(value) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def server_paths(value):
+    """Server folders named as $FINELINE_VAR_DIR / $FINELINE_MODELS_DIR, never spelled out (config.server_paths)."""
+    return redact(value) if isinstance(value, str) else value

@@ -57,6 +57,7 @@ def other(project, lead, version, make_user):
         "prompt-variants": PromptVariant.objects.create(project=project, name="v").pk,
         "cluster_id": example.pk,
         "version": 1,
+        "name": "adapter",
     }
     return project, ids
 
@@ -71,7 +72,7 @@ def url_for(route: str, slug: str, ids: dict) -> str:
             return str(ids[owner])
         return str(ids[name])
 
-    return "/" + re.sub(r"<int:(\w+)>", fill, route)
+    return "/" + re.sub(r"<(?:int|slug):(\w+)>", fill, route)
 
 
 def call(client, method: str, url: str, api: bool):

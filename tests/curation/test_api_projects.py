@@ -8,6 +8,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_creator_becomes_lead(lead_api, lead):
+    lead.is_staff = True  # who may create projects: staff by default (tests/security/test_project_creation.py)
+    lead.save()
     response = lead_api.post(
         "/api/v1/projects/",
         {"name": "Claims", "slug": "claims", "labels": ["A", "B"], "output_format": {"kind": "none"}},
@@ -55,7 +57,9 @@ def test_bad_output_format_is_a_clear_400(project, lead_api, output_format):
     assert response.json()["field"] == "output_format"
 
 
-def test_duplicate_slug_and_labels_are_refused(project, lead_api):
+def test_duplicate_slug_and_labels_are_refused(project, lead, lead_api):
+    lead.is_staff = True
+    lead.save()
     assert lead_api.post("/api/v1/projects/", {"name": "x", "slug": "triage"}, format="json").status_code == 400
     response = lead_api.post("/api/v1/projects/", {"name": "x", "slug": "y", "labels": ["A", "A"]}, format="json")
     assert response.status_code == 400

@@ -141,17 +141,23 @@ def test_the_quality_scan_stores_clusters_format_and_token_lengths(project, appr
 
 
 @pytest.mark.django_db
-def test_a_tokenizer_that_does_not_load_falls_back_to_the_estimate_and_says_so(project, approved, client, lead):
+def test_a_tokenizer_that_does_not_load_falls_back_to_the_estimate_and_says_so(
+    project, approved, client, lead, settings, tmp_path
+):
+    settings.FINELINE_MODELS_DIR = str(tmp_path)  # a folder may be named there (and only there)
+    (tmp_path / "empty").mkdir()
     client.force_login(lead)
-    client.post(f"/projects/{project.slug}/settings/", {"tokenizer": "/nowhere/tokenizer"})
+    client.post(f"/projects/{project.slug}/settings/", {"tokenizer": str(tmp_path / "empty")})
     project.refresh_from_db()
     scan = QualityScan.objects.get(project=project, status="queued")
-    assert project.tokenizer == "/nowhere/tokenizer"
+    assert project.tokenizer == str(tmp_path / "empty")
     scan = services.quality_scan_run(scan=scan)
     assert scan.status == "succeeded" and sum(scan.stats["histogram"]["assistant"]) == 62
-    assert scan.stats["estimate"].endswith("exactly (the tokenizer /nowhere/tokenizer did not load)")
+    # the folder named relative to the models folder, as everywhere on the pages
+    assert scan.stats["estimate"].endswith("exactly (the tokenizer $FINELINE_MODELS_DIR/empty did not load)")
     page = client.get(f"/projects/{project.slug}/").content.decode()
-    assert "the tokenizer /nowhere/tokenizer did not load" in page and 'value="/nowhere/tokenizer"' in page
+    assert "the tokenizer $FINELINE_MODELS_DIR/empty did not load" in page
+    assert 'value="$FINELINE_MODELS_DIR/empty"' in page and str(tmp_path) not in page
 
 
 @pytest.mark.django_db

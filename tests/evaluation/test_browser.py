@@ -4,7 +4,6 @@ import threading
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 
 from evaluation import services
 from evaluation.models import Evaluation
@@ -16,14 +15,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 
 
 def test_a_lead_evaluates_a_run_and_reads_the_verdict(
-    browser, live_server, project, lead, version, small_base, tmp_path
+    browser, live_server, project, lead, version, small_base, tmp_path, settings
 ):
+    settings.VAR_DIR = tmp_path  # the server's data folder: the evaluation finds the run's adapter there
     run = training_services.training_run_create(
         project=project, user=lead, dataset_version=version, base_model=small_base,
         options={"max_steps": 30, "batch_size": 8}, override_readiness="browser test",
     )  # fmt: skip
-    with override_settings(VAR_DIR=tmp_path):
-        run = training_services.training_run_execute(run_id=run.pk)
+    run = training_services.training_run_execute(run_id=run.pk)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = log_in(context, live_server.url, "lena", "pw-lena")
     page.goto(f"{live_server.url}/projects/{project.slug}/runs/{run.pk}/")

@@ -3,6 +3,7 @@ judge are a local OpenAI-compatible server reached over HTTP by the real `openai
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -21,7 +22,8 @@ FRONTIER_ANSWER = "SEVERITY: P2\nIMPACT: one team\nACTION: Ask Priya to look"
 
 
 @pytest.fixture
-def trained_run(project, lead, version, small_base, tmp_path):
+def trained_run(project, lead, version, small_base, tmp_path, settings):
+    settings.VAR_DIR = tmp_path  # the server's data folder, where the evaluation finds the run's adapter
     run = training_services.training_run_create(
         project=project,
         user=lead,
@@ -30,8 +32,7 @@ def trained_run(project, lead, version, small_base, tmp_path):
         options={"max_steps": 4, "batch_size": 8},
         override_readiness="test",
     )
-    with override_settings(VAR_DIR=tmp_path):
-        return training_services.training_run_execute(run_id=run.pk)
+    return training_services.training_run_execute(run_id=run.pk)
 
 
 def reply(body):
@@ -139,13 +140,13 @@ def test_launch_rules_and_the_api(project, lead, version, trained_run, lead_api,
     assert Evaluation.objects.filter(project=project).count() == 1
 
 
-def test_a_full_fine_tune_is_evaluated_from_its_own_folder(project, lead, version, small_base, tmp_path):
+def test_a_full_fine_tune_is_evaluated_from_its_own_folder(project, lead, version, small_base, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
     run = training_services.training_run_create(
         project=project, user=lead, dataset_version=version, base_model=small_base, method="full",
         options={"max_steps": 2, "batch_size": 8}, override_readiness="test",
     )  # fmt: skip
-    with override_settings(VAR_DIR=tmp_path):
-        run = training_services.training_run_execute(run_id=run.pk)
+    run = training_services.training_run_execute(run_id=run.pk)
     # As a tiny-local run records it: the name, not a folder; the base is found beside the model.
     run.base_model = "tiny-local"
     run.save(update_fields=["base_model"])
@@ -183,15 +184,15 @@ def free_form_version(lead, lead_api, *, labels: list[str]):
 
 
 def test_a_free_form_task_is_judged_on_chrf_and_similarity_with_an_interval_for_each_comparison(
-    lead, lead_api, small_base, tmp_path
+    lead, lead_api, small_base, tmp_path, settings
 ):
+    settings.VAR_DIR = tmp_path
     project, version = free_form_version(lead, lead_api, labels=[])
     run = training_services.training_run_create(
         project=project, user=lead, dataset_version=version, base_model=small_base,
         options={"max_steps": 4, "batch_size": 8}, override_readiness="test",
     )  # fmt: skip
-    with override_settings(VAR_DIR=tmp_path):
-        run = training_services.training_run_execute(run_id=run.pk)
+    run = training_services.training_run_execute(run_id=run.pk)
     evaluation = services.evaluation_create(
         project=project, user=lead, training_run=run, systems=["fine_tuned", "base_zero_shot", "embedding_classifier"]
     )
@@ -227,20 +228,26 @@ def test_a_free_form_task_is_judged_on_chrf_and_similarity_with_an_interval_for_
 
 
 def test_labels_kept_beside_free_answers_are_left_to_the_classifier_and_the_majority_row(
-    lead, lead_api, monkeypatch, tmp_path
+    lead, lead_api, monkeypatch, tmp_path, settings
 ):
     from evaluation import harness
 
+    settings.VAR_DIR = tmp_path
     project, version = free_form_version(lead, lead_api, labels=["P1", "P2", "P3", "P4"])
     run = TrainingRun.objects.create(
         project=project, dataset_version=version, created_by=lead, base_model="tiny-local", method="full",
-        adapter_dir=str(tmp_path / "model"), status="succeeded",
+        status="succeeded",
     )  # fmt: skip
+    model = tmp_path / "runs" / f"run-{run.pk}" / "final"  # a full fine-tune of tiny-local, as a worker leaves it
+    model.mkdir(parents=True)
+    (model / "fineline_config.json").write_text(json.dumps({"base_model": str(tmp_path / "models" / "tiny-local-0")}))
+    run.adapter_dir = str(model)
+    run.save(update_fields=["adapter_dir"])
     test = list(version.items.filter(split="test").order_by("id"))
     reference = {item.messages[1]["content"]: item.messages[2]["content"] for item in test}
 
     def answers(model, conversations, **options):  # the fine-tune says what the expert said; the base model, nothing
-        tuned = model == run.adapter_dir
+        tuned = model == str(Path(run.adapter_dir).resolve())
         said = [reference[c[-1]["content"]] if tuned else "I cannot help with that." for c in conversations]
         return harness.Answers(said, [5.0] * 10 if tuned else [50.0] * 10, 100.0)
 

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 
+from config import server_paths
 from training import services
 from training.models import TrainingRun
 
@@ -14,7 +14,10 @@ from ..browser_helpers import ARTIFACTS, log_in
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
 
-def test_a_lead_launches_watches_and_deploys_a_run(browser, live_server, project, version, small_base, tmp_path):
+def test_a_lead_launches_watches_and_deploys_a_run(
+    browser, live_server, project, version, small_base, tmp_path, settings
+):
+    settings.VAR_DIR = tmp_path  # the server's data folder, for the worker and the pages alike
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page = log_in(context, live_server.url, "lena", "pw-lena")
@@ -50,8 +53,7 @@ def test_a_lead_launches_watches_and_deploys_a_run(browser, live_server, project
 
     def work():  # the worker's part, in a thread of this process
         try:
-            with override_settings(VAR_DIR=tmp_path):
-                services.training_run_execute(run_id=run.pk, worker="browser-test")
+            services.training_run_execute(run_id=run.pk, worker="browser-test")
         finally:
             connection.close()
 
@@ -72,7 +74,10 @@ def test_a_lead_launches_watches_and_deploys_a_run(browser, live_server, project
     page.click("[data-copy-from='[data-vllm]']")
     page.wait_for_selector("text=Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied == TrainingRun.objects.get().deployment["vllm_command"] and "--enable-lora" in copied
+    # the command as the page shows it: the run's folder relative to the data folder, never its absolute path
+    assert copied == server_paths.redact(TrainingRun.objects.get().deployment["vllm_command"])
+    assert "--enable-lora" in copied and "$FINELINE_VAR_DIR/runs/" in copied and str(tmp_path) not in copied
+    assert page.inner_text("[data-artifact=adapter]").startswith("LoRA adapter (safetensors): download")
     assert page.evaluate("document.querySelector('pre.log').scrollTop") > 0  # the tail is in view
     page.screenshot(path=str(ARTIFACTS / "training-run.png"), full_page=True)
     context.close()

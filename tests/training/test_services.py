@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from config import server_paths
 from curation import demo
 from curation import services as curation_services
 from curation.models import Example, QualityScan
@@ -42,7 +43,9 @@ def test_only_leads_launch_runs(project, version, lead_api, expert_api):
     assert expert_api.post(f"{url}{response.json()['id']}/cancel/").status_code == 403
 
 
-def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, version, small_base, tmp_path):
+def test_a_run_trains_records_its_progress_and_saves_the_adapter(
+    project, lead, version, small_base, tmp_path, settings
+):
     run = services.training_run_create(
         project=project,
         user=lead,
@@ -51,8 +54,8 @@ def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, 
         options={"max_steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3},
         override_readiness="test",
     )
-    with override_settings(VAR_DIR=tmp_path):
-        done = services.training_run_execute(run_id=run.pk)
+    settings.VAR_DIR = tmp_path  # the server's data folder, for the run and its merge alike
+    done = services.training_run_execute(run_id=run.pk)
     assert (done.status, done.step, done.total_steps, done.attempts) == ("succeeded", 6, 6, 1)
     assert [entry["step"] for entry in done.metrics] == [1, 2, 3, 4, 5, 6]
     assert "val_loss" in done.metrics[2] and done.trainable_params == 65536 and done.device == "cpu"
@@ -70,7 +73,9 @@ def test_a_run_trains_records_its_progress_and_saves_the_adapter(project, lead, 
     assert project.tokenizer == small_base
     scan = QualityScan.objects.filter(project=project, status="queued").get()
     scan = curation_services.quality_scan_run(scan=scan)
-    assert scan.stats["estimate"] == f"tokens counted with the tokenizer of {small_base}"
+    # the folder named as pages show it: relative to the models folder
+    assert scan.stats["estimate"] == f"tokens counted with the tokenizer of {server_paths.redact(small_base)}"
+    assert scan.stats["estimate"].startswith("tokens counted with the tokenizer of $FINELINE_MODELS_DIR/tiny-local-")
     tokenizer = sft.load_tokenizer(small_base)
     answers = [m[-1]["content"] for m in Example.objects.filter(project=project).values_list("messages", flat=True)]
     lengths = [len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers]

@@ -1,0 +1,78 @@
+"""Which base model a run may start from, checked in one place: the launch form, the API, the `train` command, the
+pre-flight, the worker (again at run time: a row written before the check, or edited in the database, loads
+nothing else), the merge and the evaluation.
+
+Allowed: tiny-local, the administrator's list (FINELINE_BASE_MODELS), a Hugging Face id, or a folder under
+FINELINE_MODELS_DIR; never anything inside FINELINE_VAR_DIR (another project's adapters, merged weights or tiny-local
+builds). The rule itself is config.server_paths.model_source_check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+
+from config import server_paths
+from curation.services import ServiceError
+
+from . import artifacts
+from .models import TrainingRun
+from .recipes import tiny_local
+
+TINY_LOCAL = tiny_local.NAME
+
+
+def base_model_choices() -> list[str]:
+    return list(settings.FINELINE_BASE_MODELS)
+
+
+def base_model_clean(value: str) -> str:
+    """The base model to store and load (a folder resolved); a ServiceError on `base_model` when it is not allowed."""
+    value = (value or "").strip() or TINY_LOCAL
+    if value == TINY_LOCAL:
+        return value
+    try:
+        return server_paths.model_source_check(value)
+    except server_paths.ModelSourceError as error:
+        raise ServiceError(f"base model: {error}", field="base_model") from None
+
+
+def base_model_config(value: str) -> dict | None:
+    """The model's config.json, read from an allowed folder or the Hugging Face cache, never from the network; None
+    for a model that is not allowed (its folder is not read at all) or not found."""
+    folder = server_paths.model_folder(value)
+    if folder is not None:
+        config = folder / "config.json"
+        return json.loads(config.read_text()) if config.is_file() else None
+    try:
+        server_paths.model_source_check(value)
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(value, "config.json")
+    except Exception:  # not allowed, or not a valid repository id
+        return None
+    return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+
+
+def tiny_local_cache() -> Path:
+    """Where the worker builds tiny-local, one folder per corpus (each trained on one project's texts)."""
+    return Path(settings.VAR_DIR) / "models"
+
+
+def trained_base(run: TrainingRun) -> str:
+    """The base model a finished run trained from, to load again (evaluation, merge): the run's base model, checked
+    again; for tiny-local, the build the worker recorded beside the run's own weights, accepted only as a folder of
+    tiny-local's cache (or a model the rule allows)."""
+    if run.base_model != TINY_LOCAL:
+        return base_model_clean(run.base_model)
+    folder = artifacts.run_artifact(run, "adapter" if run.method == "lora" else "model")
+    recorded = folder / "fineline_config.json" if folder is not None else None
+    if recorded is None or not recorded.is_file():
+        raise ServiceError(f"run #{run.pk} has no record of the tiny-local base it trained from.", field="training_run")
+    value = str(json.loads(recorded.read_text()).get("base_model", ""))
+    built = Path(value).resolve()
+    if built.parent == tiny_local_cache().resolve() and built.name.startswith(f"{TINY_LOCAL}-"):
+        return str(built)
+    return base_model_clean(value)
