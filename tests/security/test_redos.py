@@ -199,7 +199,8 @@ REFUSED = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("output_format, why", REFUSED.values(), ids=REFUSED.keys())
-def test_a_pattern_or_schema_re2_cannot_run_is_refused_when_saved(project, lead_api, output_format, why):
+def test_a_pattern_or_schema_re2_cannot_run_is_refused_when_saved(project, lead_api, output_format, why, settings):
+    settings.FINELINE_PROJECT_CREATORS = "any"
     before = project.output_format
     response = lead_api.patch(f"/api/v1/projects/{project.slug}/", {"output_format": output_format}, format="json")
     assert response.status_code == 400, response.content
