@@ -22,6 +22,7 @@ from training.models import TrainingRun
 from training.recipes import estimate
 
 from ..helpers import jsonl, post_jsonl
+from ..training.test_views import FORM as LAUNCH_FORM
 
 pytestmark = pytest.mark.django_db
 
@@ -35,20 +36,8 @@ CONFIG = {
     "tie_word_embeddings": True,
 }
 SECRET_PARAMS = f"{estimate.Shape.from_config(CONFIG).total_params():,}"
-FORM = {
-    "method": "lora",
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.1,
-    "lora_targets": "q_proj,k_proj,v_proj,o_proj",
-    "epochs": 2,
-    "learning_rate": 5e-3,
-    "batch_size": 16,
-    "gradient_accumulation": 1,
-    "max_seq_length": 1024,
-    "seed": 0,
-    "override_readiness": "attack",
-}
+# The launch form as tests/training/test_views.py fills it, with the base model left for each attack.
+FORM = {**{key: value for key, value in LAUNCH_FORM.items() if key != "base_model"}, "override_readiness": "attack"}
 
 
 def model_folder(path: Path) -> Path:
