@@ -6,10 +6,10 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.errors import ServiceError
 from curation.api import bulk_views
 from curation.api import quality_views as quality
 from curation.api import views as curation
-from curation.services import ServiceError
 from evaluation import api as evaluation
 from training import api as training
 

@@ -17,9 +17,10 @@ from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from core.errors import ServiceError
+
 from . import formats, selectors
 from .models import Draft, Example, ImportJob, Project, Review, ReviewStatus, Revision
-from .services import ServiceError
 
 ACTIONS = ("approve", "reject", "set_label", "add_tag", "send_to_review")
 # The filters of the example list (selectors.example_list), as the browse page and the list API send them.

@@ -29,7 +29,8 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from config import server_paths
+from core import server_paths
+from core.errors import ServiceError
 
 from . import formats, patterns, quality, selectors
 from .models import (
@@ -48,15 +49,6 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 OUTPUT_FORMAT_KINDS = ("none", "regex", "json_schema")
-
-
-class ServiceError(Exception):
-    """A request that breaks a rule; `field` names the input at fault when there is one."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class ExampleLocked(Exception):
@@ -156,7 +148,7 @@ def _project_assign(project: Project, fields: dict[str, Any]) -> None:
 
 
 def _tokenizer_clean(project: Project, value: Any) -> str:
-    """A tokenizer is a model like a base model (config.server_paths): listed, a Hugging Face id or a folder under
+    """A tokenizer is a model like a base model (core.server_paths): listed, a Hugging Face id or a folder under
     the models folder. The one already set stays, also as pages show it (its folder redacted)."""
     value = str(value or "").strip()
     if not value:

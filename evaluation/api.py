@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import server_paths
+from core import server_paths
 from curation import selectors as curation_selectors
 from training.models import TrainingRun
 
@@ -52,7 +52,7 @@ class EvaluationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, evaluation: Evaluation) -> dict:
         data = super().to_representation(evaluation)
-        # an exception's text may name a server folder: shown as $FINELINE_VAR_DIR/... (config.server_paths)
+        # an exception's text may name a server folder: shown as $FINELINE_VAR_DIR/... (core.server_paths)
         data["error"], data["results"] = server_paths.redact(data["error"]), server_paths.redact_all(data["results"])
         return data
 

@@ -21,11 +21,11 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from config import server_paths
+from core import server_paths
+from core.errors import ServiceError
 from curation import formats
 from curation import services as curation_services
 from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
-from curation.services import ServiceError
 from training import artifacts, base_models
 from training.models import TrainingRun
 

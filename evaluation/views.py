@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
 
+from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation.models import Membership
-from curation.services import ServiceError
 from training import selectors as training_selectors
 from training.models import TrainingRun
 

@@ -8,14 +8,14 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import server_paths
+from core import server_paths
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion
 
 from . import base_models, selectors, services, views
 from .models import TrainingRun
 
-# Server paths in a run's answer show as $FINELINE_VAR_DIR/... (config.server_paths); artifacts download by name.
+# Server paths in a run's answer show as $FINELINE_VAR_DIR/... (core.server_paths); artifacts download by name.
 REDACTED = ("base_model", "log", "error", "adapter_dir", "merged_dir", "deployment")
 
 

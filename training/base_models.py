@@ -4,7 +4,7 @@ nothing else), the merge and the evaluation.
 
 Allowed: tiny-local, the administrator's list (FINELINE_BASE_MODELS), a Hugging Face id, or a folder under
 FINELINE_MODELS_DIR; never anything inside FINELINE_VAR_DIR (another project's adapters, merged weights or tiny-local
-builds). The rule itself is config.server_paths.model_source_check.
+builds). The rule itself is core.server_paths.model_source_check.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from config import server_paths
-from curation.services import ServiceError
+from core import server_paths
+from core.errors import ServiceError
 
 from . import artifacts
 from .models import TrainingRun

@@ -2,8 +2,8 @@
 
 from django import forms
 
+from core.errors import ServiceError
 from curation.models import DatasetVersion, Project
-from curation.services import ServiceError
 
 from . import base_models
 from .presets import PRESETS

@@ -9,11 +9,11 @@ from django.conf import settings
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast, Length
 
-from config import server_paths
+from core import server_paths
+from core.errors import ServiceError
 from curation import quality
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Project
-from curation.services import ServiceError
 
 from . import artifacts, base_models
 from .models import TrainingRun

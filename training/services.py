@@ -15,11 +15,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config import server_paths
+from core import server_paths
+from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation import services as curation_services
 from curation.models import DatasetVersion, Project
-from curation.services import ServiceError
 
 from . import artifacts, base_models
 from .models import TrainingRun

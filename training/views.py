@@ -11,9 +11,9 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Membership
-from curation.services import ServiceError
 
 from . import artifacts, selectors, services
 from .forms import TrainingRunForm

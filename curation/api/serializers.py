@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from config import server_paths
+from core import server_paths
 
 from ..models import DatasetVersion, Example, ImportJob, Membership, Project, QualityScan, ReviewStatus
 

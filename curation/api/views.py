@@ -20,7 +20,7 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.parsers import JSONParser
+from core.parsers import JSONParser
 
 from .. import formats, selectors, services
 from ..models import Example, ImportJob, Project, ReviewStatus

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from config.server_paths import redact
+from core.server_paths import redact
 from curation import text
 
 register = template.Library()
@@ -41,5 +41,5 @@ def ago(value) -> str:
 
 @register.filter
 def server_paths(value):
-    """Server folders named as $FINELINE_VAR_DIR / $FINELINE_MODELS_DIR, never spelled out (config.server_paths)."""
+    """Server folders named as $FINELINE_VAR_DIR / $FINELINE_MODELS_DIR, never spelled out (core.server_paths)."""
     return redact(value) if isinstance(value, str) else value

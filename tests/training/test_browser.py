@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from config import server_paths
+from core import server_paths
 from training import services
 from training.models import TrainingRun
 

@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from config import server_paths
+from core import server_paths
+from core.errors import ServiceError
 from curation import demo
 from curation import services as curation_services
 from curation.models import Example, QualityScan
-from curation.services import ServiceError
 from training import services
 from training.models import TrainingRun
 from training.recipes import sft

@@ -5,8 +5,8 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ServiceError
 from curation import selectors as curation_selectors
-from curation.services import ServiceError
 from evaluation import services
 from evaluation.api import EvaluationSerializer
 from evaluation.models import SYSTEMS, Evaluation

@@ -5,9 +5,9 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Project
-from curation.services import ServiceError
 from training import services
 from training.api import TrainingRunSerializer
 from training.models import TrainingRun
