@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from core.params import form_int
+
 from . import bulk, formats, selectors, services, text
 from .models import Membership, Review, ReviewStatus, Revision
 
@@ -298,10 +300,9 @@ def _queue_empty(request, project, label: str):
 def review_next(request, slug: str):
     """Claim the next example for this expert and show it (the queue's entry point and its "next" key)."""
     project = selectors.project_get(user=request.user, slug=slug)
-    after = request.GET.get("after")
     label = request.GET.get("label", "")
     example = services.review_queue_next(
-        project=project, reviewer=request.user, after_id=int(after) if after and after.isdigit() else None, label=label
+        project=project, reviewer=request.user, after_id=form_int(request.GET.get("after")), label=label
     )
     if example is None:
         return _queue_empty(request, project, label)
@@ -514,9 +515,9 @@ def example_list(request, slug: str):
     filters, too_long = _list_filters(request.GET)
     examples = selectors.example_list(project=project, too_long=too_long, **filters)
     is_lead = project.user_role == Membership.Role.LEAD
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        examples = examples.filter(id__gt=int(after))
+    after = form_int(request.GET.get("after"))
+    if after is not None:
+        examples = examples.filter(id__gt=after)
     page = list(examples[: PAGE_SIZE + 1])
     context = {
         "project": project,
@@ -551,7 +552,7 @@ def example_bulk(request, slug: str):
     if request.POST.get("scope") == "filter":
         pick = {"filters": {**filters, "too_long": too_long}}
     else:
-        ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit() and len(value) < 19]
+        ids = [pk for pk in map(form_int, request.POST.getlist("ids")) if pk is not None]
         if not ids:
             flash.error(request, "Check the examples to act on, or choose all that match the filter.")
             return redirect(target)
@@ -601,11 +602,11 @@ def example_restore(request, slug: str, pk: int, version: int):
     revision = Revision.objects.filter(example=example, version=version).first()
     if revision is None:
         return HttpResponse("No such version.", status=404)
-    current_version = request.POST.get("version", "")
-    if not current_version.isdigit():
+    current_version = form_int(request.POST.get("version"))
+    if current_version is None:
         return HttpResponse("`version` must be the example's current version number.", status=400)
     try:
-        services.example_restore(example=example, user=request.user, revision=revision, version=int(current_version))
+        services.example_restore(example=example, user=request.user, revision=revision, version=current_version)
         flash.success(request, f"Restored version {version} as a new version.")
     except services.VersionConflict:
         flash.error(request, "The example changed while you were reading its history; nothing was restored.")
@@ -627,14 +628,14 @@ def disagreements(request, slug: str):
 def adjudicate(request, slug: str, pk: int):
     project = selectors.project_get(user=request.user, slug=slug, lead=True)
     example = selectors.example_get(project=project, example_id=pk)
-    version = request.POST.get("version", "")
-    if not version.isdigit():
+    version = form_int(request.POST.get("version"))
+    if version is None:
         return HttpResponse("`version` must be the example's current version number.", status=400)
     try:
         services.example_adjudicate(
             example=example,
             lead=request.user,
-            version=int(version),
+            version=version,
             decision=request.POST.get("decision", ""),
             label=request.POST.get("label", ""),
         )

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
 
 from core.errors import ServiceError
+from core.params import form_int
 from curation import selectors as curation_selectors
 from curation.models import Membership
 from training import selectors as training_selectors
@@ -36,8 +37,8 @@ def evaluation_list(request, slug: str):
     if request.method == "POST":
         if not _lead(project):
             raise PermissionDenied("Only a project lead can start an evaluation.")
-        run_id = request.POST.get("training_run", "")
-        run = TrainingRun.objects.filter(project=project, pk=run_id).first() if run_id.isdigit() else None
+        run_id = form_int(request.POST.get("training_run"))
+        run = TrainingRun.objects.filter(project=project, pk=run_id).first() if run_id is not None else None
         try:
             if run is None:
                 raise ServiceError("choose a finished training run.")
@@ -129,7 +130,7 @@ def evaluation_examples(request, slug: str, pk: int):
 def evaluation_send_to_review(request, slug: str, pk: int):
     project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
     evaluation = get_object_or_404(selectors.evaluation_list(project=project), pk=pk)
-    items = [int(pk) for pk in request.POST.getlist("item") if pk.isdigit()] or None
+    items = [pk for pk in map(form_int, request.POST.getlist("item")) if pk is not None] or None
     try:
         sent = services.evaluation_send_to_review(evaluation=evaluation, user=request.user, item_ids=items)
     except ServiceError as error:
@@ -194,6 +195,7 @@ def prompt_variants(request, slug: str):
 
 def _id(value: str) -> int:
     """A row id from a form or query parameter; anything else is no such row (404), never a 500."""
-    if not value.isdigit() or len(value) > 18:
+    pk = form_int(value)
+    if pk is None:
         raise Http404("No such item.")
-    return int(value)
+    return pk

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 # Forms an expert may post (reviewing, editing, restoring, logging out); every other form on a project's pages is a
 # lead's. Matched on the action's path with the ids taken out.
 EXPERT_FORMS = {"review", "draft", "check", "render", "release", "restore", "submit", "logout", "next"}
-HOSTILE = ["abc", "nan", "inf", "-1", "1e309", "", "x" * 300, "99999999999999999999", "../../etc/passwd"]
+HOSTILE = ["abc", "²", "nan", "inf", "-1", "1e309", "", "x" * 300, "99999999999999999999", "../../etc/passwd"]
 
 
 class Forms(HTMLParser):
@@ -114,3 +114,13 @@ def test_hostile_values_in_any_field_never_give_a_500(pages, client, lead):
             errors.append(("GET", path))
     print(f"\n{posts} hostile posts to {len(forms)} forms")
     assert not errors, "\n".join(map(str, errors))
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("12", 12), ("0", 0), ("²", None), ("١٢", None), ("-1", None), ("", None), (None, None), ("9" * 19, None)],
+)
+def test_a_form_integer_is_ascii_digits_that_fit_a_bigint(value, expected):
+    from core.params import form_int
+
+    assert form_int(value) == expected
