@@ -64,7 +64,7 @@ def project_get(*, user: AbstractBaseUser, slug: str, lead: bool = False) -> Pro
         raise Http404("No such project.")
     if lead and role != Membership.Role.LEAD:
         raise PermissionDenied("Only a project lead can do this.")
-    project.user_role = role
+    project.user_role, project.user_role_of = role, user.pk  # the role of this user (read by services.is_lead)
     return project
 
 
