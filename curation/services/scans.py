@@ -29,11 +29,11 @@ TOKEN_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 def quality_scan_start(*, project: Project, threshold: float | None = None) -> QualityScan:
     """Queue a scan of the project (one at a time: a scan already queued serves the new request too).
 
-    threshold: the Jaccard similarity from which two examples count as near duplicates (default 0.85)."""
+    threshold: the Jaccard similarity from which two examples count as near duplicates (default: quality.THRESHOLDS)."""
     if threshold is None:
         threshold = quality.THRESHOLDS.near_duplicate_threshold
     if not 0.5 <= threshold <= 1:
-        raise ServiceError("the near-duplicate threshold must be between 0.5 and 1.", field="threshold")
+        raise ServiceError("the near-duplicate threshold must be a number between 0.5 and 1.", field="threshold")
     queued = QualityScan.objects.filter(project=project, status=QualityScan.Status.QUEUED).first()
     if queued is not None:
         if queued.threshold != threshold:
