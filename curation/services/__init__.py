@@ -1,0 +1,92 @@
+"""Writes to curation data, a module per sub-domain; callers keep `from curation import services`."""
+
+from core.errors import ServiceError
+
+from .examples import (
+    EDITABLE_FIELDS,
+    SEARCH_VECTOR_SQL,
+    STATUS_BY_LEAD_ONLY,
+    VersionConflict,
+    duplicates_resolve,
+    example_restore,
+    example_search_index,
+    example_update,
+)
+from .imports import import_examples, import_limits
+from .projects import (
+    OUTPUT_FORMAT_KINDS,
+    is_lead,
+    labels_clean,
+    membership_set,
+    output_format_clean,
+    project_create,
+    project_tokenizer_adopt,
+    project_update,
+)
+from .review import (
+    ExampleLocked,
+    draft_discard,
+    draft_save,
+    example_adjudicate,
+    example_review,
+    example_review_then_next,
+    examples_send_to_review,
+    review_lock_claim,
+    review_lock_release,
+    review_queue_next,
+)
+from .scans import (
+    ESTIMATE_ERROR,
+    ESTIMATE_LABEL,
+    ESTIMATE_SCALE,
+    ESTIMATE_TEMPLATE,
+    LONGEST_KEPT,
+    TOKEN_BUCKETS,
+    quality_scan_run,
+    quality_scan_start,
+    token_estimate,
+)
+from .versions import dataset_version_freeze, dataset_version_save_hf
+
+__all__ = [
+    "EDITABLE_FIELDS",
+    "ESTIMATE_ERROR",
+    "ESTIMATE_LABEL",
+    "ESTIMATE_SCALE",
+    "ESTIMATE_TEMPLATE",
+    "ExampleLocked",
+    "LONGEST_KEPT",
+    "OUTPUT_FORMAT_KINDS",
+    "SEARCH_VECTOR_SQL",
+    "STATUS_BY_LEAD_ONLY",
+    "ServiceError",
+    "TOKEN_BUCKETS",
+    "VersionConflict",
+    "dataset_version_freeze",
+    "dataset_version_save_hf",
+    "draft_discard",
+    "draft_save",
+    "duplicates_resolve",
+    "example_adjudicate",
+    "example_restore",
+    "example_review",
+    "example_review_then_next",
+    "example_search_index",
+    "example_update",
+    "examples_send_to_review",
+    "import_examples",
+    "import_limits",
+    "is_lead",
+    "labels_clean",
+    "membership_set",
+    "output_format_clean",
+    "project_create",
+    "project_tokenizer_adopt",
+    "project_update",
+    "quality_scan_run",
+    "quality_scan_start",
+    "review_lock_claim",
+    "review_lock_release",
+    "review_queue_next",
+    "token_estimate",
+]
