@@ -1,4 +1,5 @@
-# Two commands: `make run` (the app with the demo, no server needed) and `make test` (the whole suite).
+# Two commands: `make run` (the app with the demo, no server needed) and `make test` (the lint checks, then the whole
+# suite). `make lint` alone: ruff, its formatting, and the import contracts of pyproject.toml.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,9 +18,13 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py load_demo
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
-test: $(VENV)/.installed
-	bash scripts/ensure-system-packages.sh
+lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+
+test: lint
+	bash scripts/ensure-system-packages.sh
 	$(BIN)/pytest
 	# The service and API suites again on make run's database (SQLite); tests/embedded/ above ran make run itself.
 	$(BIN)/pytest --ds=config.settings.test_sqlite -m "not slow and not browser and not postgresql" -p no:cacheprovider

@@ -14,7 +14,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
 app.autodiscover_tasks()
 
-# The setting that gives each task its soft time limit (config/settings/base.py), for the message a job ends with.
+# The setting that gives each task its soft time limit (config/settings/components/celery.py), for the message a job
+# ends with.
 LIMIT_SETTINGS = {
     "training.run": "FINELINE_TRAINING_SOFT_TIME_LIMIT",
     "training.merge": "FINELINE_TRAINING_SOFT_TIME_LIMIT",

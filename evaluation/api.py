@@ -2,11 +2,11 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import server_paths
+from core.lookups import project_object_or_404
 from curation import selectors as curation_selectors
 from training.models import TrainingRun
 
@@ -97,10 +97,7 @@ class EvaluationListView(APIView):
 
 def _evaluation(request, slug: str, pk: int) -> Evaluation:
     project = curation_selectors.project_get(user=request.user, slug=slug)
-    evaluation = selectors.evaluation_list(project=project).filter(pk=pk).first()
-    if evaluation is None:
-        raise NotFound("No such evaluation.")
-    return evaluation
+    return project_object_or_404(selectors.evaluation_list(project=project), pk=pk, name="evaluation")
 
 
 class EvaluationDetailView(APIView):
@@ -172,10 +169,7 @@ class PromptVariantListView(APIView):
 class PromptVariantDetailView(APIView):
     def _variant(self, request, slug, pk, lead=False) -> PromptVariant:
         project = curation_selectors.project_get(user=request.user, slug=slug, lead=lead)
-        variant = project.prompt_variants.filter(pk=pk).first()
-        if variant is None:
-            raise NotFound("No such prompt variant.")
-        return variant
+        return project_object_or_404(project.prompt_variants.all(), pk=pk, name="prompt variant")
 
     @extend_schema(responses=PromptVariantSerializer)
     def get(self, request, slug: str, pk: int):

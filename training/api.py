@@ -4,11 +4,11 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import server_paths
+from core.lookups import project_object_or_404
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion
 
@@ -150,10 +150,7 @@ class TrainingRunListView(APIView):
 
 def _run(request, slug: str, pk: int, *, lead: bool = False) -> TrainingRun:
     project = curation_selectors.project_get(user=request.user, slug=slug, lead=lead)
-    run = selectors.training_run_list(project=project).filter(pk=pk).first()
-    if run is None:
-        raise NotFound("No such training run.")
-    return run
+    return project_object_or_404(selectors.training_run_list(project=project), pk=pk, name="training run")
 
 
 class TrainingRunDetailView(APIView):

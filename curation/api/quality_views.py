@@ -8,10 +8,12 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from core.lookups import project_object_or_404
 
 from .. import selectors, services
 from ..models import DatasetVersion, DatasetVersionItem
@@ -151,10 +153,8 @@ class DatasetVersionListView(APIView):
 
 def _version(request, slug: str, pk: int) -> DatasetVersion:
     project = selectors.project_get(user=request.user, slug=slug)
-    version = DatasetVersion.objects.filter(project=project, pk=pk).select_related("created_by").first()
-    if version is None:
-        raise NotFound("No such dataset version.")
-    return version
+    versions = DatasetVersion.objects.filter(project=project).select_related("created_by")
+    return project_object_or_404(versions, pk=pk, name="dataset version")
 
 
 class DatasetVersionDetailView(APIView):

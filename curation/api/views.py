@@ -14,12 +14,13 @@ from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.lookups import project_object_or_404
 from core.parsers import JSONParser
 
 from .. import formats, selectors, services
@@ -419,9 +420,7 @@ class ImportDetailView(APIView):
     @extend_schema(responses=ImportJobSerializer)
     def get(self, request, slug: str, pk: int):
         project = selectors.project_get(user=request.user, slug=slug)
-        job = selectors.import_job_list(project=project).filter(pk=pk).first()
-        if job is None:
-            raise NotFound("No such import.")
+        job = project_object_or_404(selectors.import_job_list(project=project), pk=pk, name="import")
         return Response(ImportJobSerializer(job).data)
 
 
@@ -463,9 +462,7 @@ class ImportErrorsView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, slug: str, pk: int):
         project = selectors.project_get(user=request.user, slug=slug)
-        job = selectors.import_job_list(project=project).filter(pk=pk).first()
-        if job is None:
-            raise NotFound("No such import.")
+        job = project_object_or_404(selectors.import_job_list(project=project), pk=pk, name="import")
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["line", "code", "message"])

@@ -79,3 +79,19 @@ def test_the_filesystem_broker_keeps_its_control_folder_under_the_var_dir(tmp_pa
     assert result.stdout.strip() == str(tmp_path / "broker" / "control"), result.stderr
     assert (tmp_path / "broker" / "control").is_dir()
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_importing_the_settings_creates_no_folder(tmp_path):
+    """The settings only name folders; Django's start (core/apps.py) makes them."""
+    var_dir = tmp_path / "var"
+    code = (
+        "import importlib\n"
+        "for name in ('local', 'test', 'test_sqlite'):\n"
+        "    importlib.import_module(f'config.settings.{name}')\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update(FINELINE_VAR_DIR=str(var_dir), REDIS_URL="")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert not var_dir.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,16 @@ def wait_until(page, check, timeout: float = 10.0) -> None:
         page.wait_for_timeout(50)
 
 
+def label_edit_leave(page, label_key: str, text: str, *, replace: bool = False) -> None:
+    """With the keyboard alone: pick a label by its number, edit the answer (e), typing `text` at its end or in place of
+    it, and leave the editor (Esc) so that the next key is a shortcut again."""
+    page.keyboard.press(label_key)
+    page.keyboard.press("e")
+    page.keyboard.press("Control+a" if replace else "End")
+    page.keyboard.type(text)
+    page.keyboard.press("Escape")
+
+
 def leave(page, holder: str = "") -> None:
     """Leave the page and wait for the release it sends to land: no request may still be running when the test's
     database is flushed. holder: whose lock to wait for (anyone's by default)."""
@@ -166,11 +176,7 @@ def test_a_failed_save_says_so_keeps_the_text_and_retries(browser, live_server, 
     current = examples[0].pk
     submit = f"**/examples/{current}/submit/"
     page.route(submit, lambda route: route.abort("connectionreset"))
-    page.keyboard.press("2")
-    page.keyboard.press("e")
-    page.keyboard.press("End")
-    page.keyboard.type(" (kept)")
-    page.keyboard.press("Escape")
+    label_edit_leave(page, "2", " (kept)")
     page.keyboard.press("a")
     page.wait_for_selector("[data-save-error]:not([hidden])")
     assert "connection to the server was cut" in page.inner_text("[data-save-error]")
@@ -194,11 +200,7 @@ def test_a_failed_save_says_so_keeps_the_text_and_retries(browser, live_server, 
 def test_an_answer_that_does_not_fit_the_format_needs_a_second_a(browser, live_server, project, lead_api):
     examples = load(project, lead_api, [chat(f"Ticket {i}", answer=FITS) for i in range(2)])
     page = review_page(browser, live_server, project)
-    page.keyboard.press("2")
-    page.keyboard.press("e")
-    page.keyboard.press("Control+a")
-    page.keyboard.type("Severity: high")
-    page.keyboard.press("Escape")
+    label_edit_leave(page, "2", "Severity: high", replace=True)
     page.wait_for_selector("[data-format=bad]")
     assert "(?s)SEVERITY: P[1-4]\\n.*" in page.inner_text("[data-format-expected]")
     page.keyboard.press("a")

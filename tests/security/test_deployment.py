@@ -11,7 +11,7 @@ import yaml
 
 from ..helpers import NGINX_TEMPLATE, ROOT
 
-DEFAULT_BODY_LIMIT = 100 * 1024 * 1024  # config/settings/base.py's FINELINE_IMPORT_MAX_BODY_BYTES
+DEFAULT_BODY_LIMIT = 100 * 1024 * 1024  # config/settings/components/fineline.py's FINELINE_IMPORT_MAX_BODY_BYTES
 
 
 def compose_services() -> dict:

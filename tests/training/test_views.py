@@ -82,7 +82,7 @@ def test_the_live_fragment_polls_while_active_and_shows_artifacts_when_done(proj
     live = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert live.startswith('\n<div id="run-live"') or 'id="run-live"' in live[:200]
     assert 'hx-trigger="every 2s"' in live and "data-cancel" in live and "<html" not in live
-    assert f'data-confirm="Cancel run #{run.pk}?' in live  # asked first (static/app.js)
+    assert f'data-confirm="Cancel run #{run.pk}?' in live  # asked first (static/confirm.js)
     TrainingRun.objects.filter(pk=run.pk).update(
         status="running",
         step=5,

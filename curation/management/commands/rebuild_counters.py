@@ -1,5 +1,6 @@
 """Recount the examples into the counters the dashboard and readiness read, and put their triggers back if missing.
 
+Usage:
     manage.py rebuild_counters            # every project
     manage.py rebuild_counters --project triage
     manage.py rebuild_counters --check    # only compare; exits 1 when the counters disagree with the examples

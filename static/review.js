@@ -1,5 +1,5 @@
-// The review panel: keyboard, focus, locks, failed saves, and long texts (editors fit their text, folds, rendered /
-// raw); on every page, the confirmation of destructive actions (data-confirm).
+// The review panel (templates/curation/review.html, review_empty.html): keyboard, focus, locks, failed saves, and long
+// texts (editors fit their text, folds, rendered / raw).
 (function () {
   "use strict";
 
@@ -436,19 +436,6 @@
       releaseLock(); // "next" from there comes back to it while no colleague has taken it
     }
   });
-
-  // Destructive actions ask first. The Content-Security-Policy allows no inline handler: the question is data.
-  document.addEventListener(
-    "submit",
-    function (event) {
-      const question = event.target.dataset && event.target.dataset.confirm;
-      if (question && !window.confirm(question)) {
-        event.preventDefault();
-        event.stopImmediatePropagation();
-      }
-    },
-    true
-  );
 
   document.addEventListener("DOMContentLoaded", function () {
     preparePanel();
