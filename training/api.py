@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from curation.models import DatasetVersion
 
 from . import base_models, selectors, services, views
 from .models import TrainingRun
+from .recipes.config import OPTIONS, Option
 
 # Server paths in a run's answer show as $FINELINE_VAR_DIR/... (core.server_paths); artifacts download by name.
 REDACTED = ("base_model", "log", "error", "adapter_dir", "merged_dir", "deployment")
@@ -80,6 +81,35 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         return data
 
 
+def _option_field(option: Option) -> serializers.Field:
+    """A recipe setting as the schema shows it: type, bounds, meaning and default, read from SFTConfig."""
+    common = {"required": False, "help_text": option.help}
+    if option.shown_default:
+        common["help_text"] += f" Default: {option.shown_default}."
+    else:
+        common["default"] = list(option.default) if option.kind is list else option.default
+    if option.kind is bool:
+        return serializers.BooleanField(**common)
+    if option.kind is list:
+        return serializers.ListField(child=serializers.CharField(), allow_empty=False, **common)
+    field = serializers.IntegerField if option.kind is int else serializers.FloatField
+    return field(min_value=option.min, max_value=option.max, allow_null=option.nullable, **common)
+
+
+# For the schema only: the service checks the options itself (training_options_clean), so that a bad one is the same
+# 400 naming it from the API, the launch form and the shell, and `lora_targets` may be comma-separated.
+TrainingOptionsSerializer = type(
+    "TrainingOptionsSerializer",
+    (serializers.Serializer,),
+    {name: _option_field(option) for name, option in OPTIONS.items()},
+)
+
+
+@extend_schema_field(TrainingOptionsSerializer)
+class TrainingOptionsField(serializers.DictField):
+    """The run's recipe settings: a dict checked by the service, documented as SFTConfig's options."""
+
+
 class TrainingRunCreateSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(help_text="The version's number in the project.")
     base_model = serializers.CharField(
@@ -88,7 +118,9 @@ class TrainingRunCreateSerializer(serializers.Serializer):
         "the models folder (FINELINE_MODELS_DIR).",
     )
     method = serializers.ChoiceField(choices=["lora", "full"], default="lora")
-    options = serializers.DictField(required=False, help_text="Recipe settings: lora_r, epochs, learning_rate...")
+    options = TrainingOptionsField(
+        required=False, help_text="Recipe settings (any of them; the rest keep their defaults), each checked for range."
+    )
     override_readiness = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_base_model(self, value: str) -> str:

@@ -7,25 +7,32 @@ from curation.models import DatasetVersion, Project
 
 from . import base_models
 from .presets import PRESETS
+from .recipes.config import OPTIONS, Option
 
-OPTION_FIELDS = [
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_targets",
-    "epochs",
-    "max_steps",
-    "learning_rate",
-    "batch_size",
-    "gradient_accumulation",
-    "max_seq_length",
-    "packing",
-    "seed",
-]
+FORM_OPTIONS = [name for name, option in OPTIONS.items() if option.form]
+LORA_OPTIONS = [name for name in OPTIONS if name.startswith("lora_")]
 
 
-class TrainingRunForm(forms.Form):
-    OPTIONS = OPTION_FIELDS
+def option_field(option: Option) -> forms.Field:
+    """The form field of a recipe setting: its label and help from SFTConfig. Its bounds stay with the service, so
+    that the pre-flight can warn about a value out of range (htmx sends no invalid form) with the service's words."""
+    common = {"label": option.label, "help_text": option.help}
+    if option.kind is bool:
+        return forms.BooleanField(required=False, **common)
+    if option.kind is list:
+        return forms.CharField(**common)
+    field = forms.IntegerField if option.kind is int else forms.FloatField
+    return field(required=not option.nullable, **common)
+
+
+# The recipe's settings as form fields, in SFTConfig's order; the launch form puts them after its own.
+TrainingOptionsForm = type(
+    "TrainingOptionsForm", (forms.Form,), {name: option_field(OPTIONS[name]) for name in FORM_OPTIONS}
+)
+
+
+class TrainingRunForm(TrainingOptionsForm):
+    field_order = ["dataset_version", "base_model", "preset", "method", *FORM_OPTIONS, "override_readiness"]
     dataset_version = forms.TypedChoiceField(coerce=int, label="Dataset version")
     base_model = forms.CharField(
         max_length=300,
@@ -34,18 +41,6 @@ class TrainingRunForm(forms.Form):
     )
     preset = forms.ChoiceField(choices=[(key, preset["label"]) for key, preset in PRESETS.items()], required=False)
     method = forms.ChoiceField(choices=[("lora", "LoRA"), ("full", "Full fine-tune")])
-    lora_r = forms.IntegerField(label="LoRA rank r")
-    lora_alpha = forms.IntegerField(label="LoRA alpha")
-    lora_dropout = forms.FloatField(label="LoRA dropout")
-    lora_targets = forms.CharField(label="Target modules", help_text="Comma-separated module names.")
-    epochs = forms.FloatField()
-    max_steps = forms.IntegerField(required=False, label="Max steps", help_text="Overrides epochs when set.")
-    learning_rate = forms.FloatField(label="Learning rate")
-    batch_size = forms.IntegerField(label="Batch size")
-    gradient_accumulation = forms.IntegerField(label="Gradient accumulation")
-    max_seq_length = forms.IntegerField(label="Max sequence length")
-    packing = forms.BooleanField(required=False)
-    seed = forms.IntegerField()
     override_readiness = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -68,10 +63,8 @@ class TrainingRunForm(forms.Form):
     @staticmethod
     def initial_for(preset_key: str, base_model: str, version: int | None) -> dict:
         preset = PRESETS[preset_key]
-        options = {"max_seq_length": 1024, "packing": False, "seed": 0, "max_steps": None, **preset["options"]}
-        defaults = PRESETS["lora-default"]["options"]
-        for name in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets"):
-            options.setdefault(name, defaults[name])
+        # the recipe's defaults, then the preset's own values (a full fine-tune's preset names no LoRA setting)
+        options = {name: OPTIONS[name].default for name in FORM_OPTIONS} | preset["options"]
         options["lora_targets"] = ",".join(options["lora_targets"])
         return {
             "preset": preset_key,
@@ -84,8 +77,8 @@ class TrainingRunForm(forms.Form):
     def options(self) -> dict:
         """The recipe settings, in the service's terms (LoRA settings only for a LoRA run)."""
         data = self.cleaned_data
-        options = {name: data[name] for name in OPTION_FIELDS if name in data}
+        options = {name: data[name] for name in FORM_OPTIONS if name in data}
         if data.get("method") == "full":
-            for name in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets"):
+            for name in LORA_OPTIONS:
                 options.pop(name, None)
         return options

@@ -1,4 +1,9 @@
-"""Named starting points for a run's settings. A preset fills the launch form; every field stays editable."""
+"""Named starting points for a run's settings. A preset fills the launch form (and `manage.py train` starts from one);
+every field stays editable. Each names values of SFTConfig's options (training/recipes/config.py, where their bounds
+and meaning live); a setting a preset leaves out keeps the recipe's default. An API launch names no preset: it gets
+the options it sends, and the recipe's defaults for the rest."""
+
+from .recipes import tiny_local
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ALL_LINEAR = ATTENTION + ["gate_proj", "up_proj", "down_proj"]
@@ -66,3 +71,9 @@ PRESETS: dict[str, dict] = {
         },
     },
 }
+
+
+def preset_default(*, base_model: str) -> str:
+    """The preset a launch starts from when none is chosen (the launch form's first choice, `manage.py train`'s):
+    the CPU demo's settings for tiny-local, the brief's LoRA defaults for any other base model."""
+    return "tiny-local-demo" if base_model == tiny_local.NAME else "lora-default"

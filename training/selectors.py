@@ -123,7 +123,7 @@ def training_run_estimate(
     *, project: Project, version: DatasetVersion | None, base_model: str, method: str, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Trainable share, GPU memory and GPUs, steps and time, and warnings; without a version, no steps or time."""
-    from .recipes.sft import SFTConfig
+    from .recipes.config import SFTConfig
 
     defaults = SFTConfig(base_model=base_model, max_seq_length=run_max_length(project=project, options=options))
     get = lambda name: options.get(name) if options.get(name) not in (None, "") else getattr(defaults, name)  # noqa: E731

@@ -24,48 +24,28 @@ from curation.models import DatasetVersion, Project
 from . import artifacts, base_models
 from .models import TrainingRun
 from .recipes import tiny_local
+from .recipes.config import OPTIONS, SFTConfig
 
 TINY_LOCAL = tiny_local.NAME
 METRICS_KEPT = 5000
 LOG_KEPT = 20_000
 
 
-# Every recipe setting a lead may give, with its type and bounds (None: no bound). `max_steps` may be null.
-OPTION_RULES: dict[str, tuple[type, float | None, float | None]] = {
-    "lora_r": (int, 1, 1024),
-    "lora_alpha": (int, 1, 8192),
-    "lora_dropout": (float, 0, 0.9),
-    "lora_targets": (list, None, None),
-    "epochs": (float, 0.01, 1000),
-    "max_steps": (int, 1, 10_000_000),
-    "learning_rate": (float, 1e-9, 1.0),
-    "batch_size": (int, 1, 4096),
-    "gradient_accumulation": (int, 1, 4096),
-    "max_seq_length": (int, 16, 1_048_576),
-    "packing": (bool, None, None),
-    "warmup_steps": (int, 0, 1_000_000),
-    "eval_every": (int, 1, 1_000_000),
-    "checkpoint_every": (int, 1, 1_000_000),
-    "keep_checkpoints": (int, 1, 100),
-    "seed": (int, -(2**31), 2**31 - 1),
-}
-
-
 def _recipe_fields() -> set[str]:
-    from .recipes.sft import SFTConfig
-
-    return {field.name for field in dataclasses.fields(SFTConfig)} - {"base_model", "extra"}
+    return {field.name for field in dataclasses.fields(SFTConfig)} - {"base_model"}
 
 
 def training_options_clean(options: dict[str, Any]) -> dict[str, Any]:
-    """Check each recipe setting's name, type and range; a bad one is a clear error naming the field."""
-    unknown = set(options) - set(OPTION_RULES)
+    """Check each recipe setting's name, type and range (as SFTConfig declares them, `recipes.config.OPTIONS`); a bad
+    one is a clear error naming the field."""
+    unknown = set(options) - set(OPTIONS)
     if unknown:
         raise ServiceError(f"unknown training option(s): {', '.join(sorted(unknown))}.", field="options")
     clean: dict[str, Any] = {}
     for name, value in options.items():
-        kind, low, high = OPTION_RULES[name]
-        if name == "max_steps" and value is None:
+        option = OPTIONS[name]
+        kind, low, high = option.kind, option.min, option.max
+        if option.nullable and value is None:
             clean[name] = None
             continue
         if kind is list:

@@ -16,9 +16,10 @@ from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Membership
 
 from . import artifacts, selectors, services
-from .forms import TrainingRunForm
+from .forms import FORM_OPTIONS, TrainingRunForm
 from .models import TrainingRun
-from .presets import PRESETS
+from .presets import PRESETS, preset_default
+from .recipes.config import OPTIONS
 
 
 def _form(request, project, data=None) -> TrainingRunForm:
@@ -27,8 +28,7 @@ def _form(request, project, data=None) -> TrainingRunForm:
         return TrainingRunForm(data, project=project, base_models=base_models)
     latest = curation_selectors.dataset_version_latest(project=project)
     base = base_models[0] if base_models else selectors.TINY_LOCAL
-    preset = "tiny-local-demo" if base == selectors.TINY_LOCAL else "lora-default"
-    initial = TrainingRunForm.initial_for(preset, base, latest.number if latest else None)
+    initial = TrainingRunForm.initial_for(preset_default(base_model=base), base, latest.number if latest else None)
     initial["max_seq_length"] = project.max_seq_length  # a run's default: the length readiness judges by
     return TrainingRunForm(initial=initial, project=project, base_models=base_models)
 
@@ -40,7 +40,7 @@ def _preflight(project, form: TrainingRunForm) -> dict:
         data = form.cleaned_data
     else:
         data = {name: form.initial.get(name) for name in form.fields}
-    options = form.options() if form.is_bound else {k: v for k, v in data.items() if k in TrainingRunForm.OPTIONS}
+    options = form.options() if form.is_bound else {k: v for k, v in data.items() if k in FORM_OPTIONS}
     warnings = []
     try:
         options = services.training_options_clean({k: v for k, v in options.items() if v is not None})
@@ -143,7 +143,7 @@ def run_detail(request, slug: str, pk: int):
         version=None,
         base_model=run.base_model,
         method=run.method,
-        options={k: v for k, v in run.config.items() if k in services.OPTION_RULES},
+        options={k: v for k, v in run.config.items() if k in OPTIONS},
     )
     return render(request, "training/run_detail.html", context)
 

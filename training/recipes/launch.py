@@ -10,20 +10,13 @@ so that a worker killed mid-run leaves no orphan training on the GPUs.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-
-def die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the parent's own cleanup has to do
-        pass
+from .process import die_with_parent
 
 
 def read_rows(path: str) -> list[dict]:

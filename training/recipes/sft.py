@@ -18,36 +18,11 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-
-
-@dataclass
-class SFTConfig:
-    """Everything a run needs. LoRA defaults come from the brief: r=16, alpha=32, q/k/v/o, dropout 0.1, no bias."""
-
-    base_model: str
-    method: str = "lora"  # "lora" or "full"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
-    epochs: float = 1.0
-    max_steps: int | None = None  # overrides epochs when set
-    learning_rate: float = 5e-3
-    batch_size: int = 16
-    gradient_accumulation: int = 1
-    max_seq_length: int = 1024
-    packing: bool = False
-    warmup_steps: int = 5
-    eval_every: int = 20
-    checkpoint_every: int = 20
-    keep_checkpoints: int = 2
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+from .config import SFTConfig  # the run's settings, documented there
+from .process import die_with_parent
 
 
 @dataclass
@@ -395,8 +370,6 @@ def run_distributed(
     ]  # fmt: skip
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    from .launch import die_with_parent
-
     log_file = (out_dir / "torchrun.log").open("wb")
     child = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                              preexec_fn=die_with_parent)  # fmt: skip

@@ -11,7 +11,7 @@ from curation.models import DatasetVersion, Project
 from training import services
 from training.api import TrainingRunSerializer
 from training.models import TrainingRun
-from training.presets import PRESETS
+from training.presets import PRESETS, preset_default
 from training.waiting import job_wait, wait_arguments_add
 
 
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             launcher = get_user_model().objects.filter(username=user).first()
         else:
             launcher = curation_selectors.project_lead(project=project)
-        preset = PRESETS[preset or ("tiny-local-demo" if base_model == services.TINY_LOCAL else "lora-default")]
+        preset = PRESETS[preset or preset_default(base_model=base_model)]
         recipe = dict(preset["options"]) if preset["method"] == method else {}
         if max_steps:
             recipe["max_steps"] = max_steps
