@@ -11,6 +11,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
+from core import leases
 from training import services
 from training.models import TrainingRun
 from training.recipes import sft
@@ -99,7 +100,7 @@ def test_sigkill_of_the_worker_mid_run_resumes_from_the_last_checkpoint(project,
 def test_the_heartbeat_keeps_a_live_run_leased(project, lead, version):
     run = _launch(project, lead, version)
     TrainingRun.objects.filter(pk=run.pk).update(status="running", lease_owner="me:1", lease_until=timezone.now())
-    heartbeat = services._Heartbeat(run.pk, "me:1")
+    heartbeat = leases.Heartbeat(TrainingRun, run.pk, "me:1")
     heartbeat.start()
     try:
         time.sleep(1.5)
