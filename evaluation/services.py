@@ -135,6 +135,11 @@ def prompt_variant_save(
     return variant
 
 
+def prompt_variant_delete(*, variant: PromptVariant) -> None:
+    """Delete a prompt variant: the next evaluations choose among the others (or the automatic one)."""
+    variant.delete()
+
+
 # --- Running an evaluation -----------------------------------------------------------------------------------------
 
 
