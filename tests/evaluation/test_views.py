@@ -192,3 +192,26 @@ def test_an_evaluation_whose_worker_died_is_requeued(project, finished):
     assert services.evaluations_recover() == 1
     assert Evaluation.objects.get(pk=evaluation.pk).status == "queued"
     assert services.evaluations_recover() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_keeps_a_live_evaluation_leased(finished, settings):
+    import time
+
+    from django.utils import timezone
+
+    from core import leases
+    from evaluation import services
+
+    settings.FINELINE_EVALUATION_LEASE_SECONDS = 1
+    evaluation, _ = finished
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", lease_owner="me:1", lease_until=timezone.now())
+    heartbeat = leases.Heartbeat(Evaluation, evaluation.pk, "me:1")
+    heartbeat.start()
+    try:
+        time.sleep(1.5)
+        assert services.evaluations_recover() == 0
+        assert Evaluation.objects.get(pk=evaluation.pk).lease_until > timezone.now()
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join()
