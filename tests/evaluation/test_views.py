@@ -6,6 +6,8 @@ from curation.models import DatasetVersionItem
 from evaluation.models import Evaluation, EvaluationAnswer, PromptVariant
 from training.models import TrainingRun
 
+from ..helpers import heartbeat_beating
+
 pytestmark = pytest.mark.django_db
 
 
@@ -196,22 +198,12 @@ def test_an_evaluation_whose_worker_died_is_requeued(project, finished):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_keeps_a_live_evaluation_leased(finished, settings):
-    import time
-
     from django.utils import timezone
 
-    from core import leases
     from evaluation import services
 
     settings.FINELINE_EVALUATION_LEASE_SECONDS = 1
     evaluation, _ = finished
-    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", lease_owner="me:1", lease_until=timezone.now())
-    heartbeat = leases.Heartbeat(Evaluation, evaluation.pk, "me:1")
-    heartbeat.start()
-    try:
-        time.sleep(1.5)
+    with heartbeat_beating(Evaluation, evaluation.pk, "me:1"):
         assert services.evaluations_recover() == 0
         assert Evaluation.objects.get(pk=evaluation.pk).lease_until > timezone.now()
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join()
