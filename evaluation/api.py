@@ -187,7 +187,7 @@ class PromptVariantDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, slug: str, pk: int):
-        self._variant(request, slug, pk, lead=True).delete()
+        services.prompt_variant_delete(variant=self._variant(request, slug, pk, lead=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

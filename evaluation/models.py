@@ -4,10 +4,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.models import LeasedJob
+
 SYSTEMS = ["fine_tuned", "base_zero_shot", "base_best_prompt", "frontier", "embedding_classifier"]
 
 
-class Evaluation(models.Model):
+class Evaluation(LeasedJob):
     """One comparison of systems on a frozen version's test split. The row is the job's source of truth."""
 
     class Status(models.TextChoices):
@@ -17,6 +19,7 @@ class Evaluation(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    LEASE_SETTING = "FINELINE_EVALUATION_LEASE_SECONDS"
 
     project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="evaluations")
     training_run = models.ForeignKey(
@@ -32,13 +35,7 @@ class Evaluation(models.Model):
     stage = models.CharField(max_length=200, blank=True, help_text="What the worker is doing now.")
     results = models.JSONField(default=list, blank=True, help_text="[{system, label, status, metrics, notes}]")
     verdict = models.JSONField(default=dict, blank=True)
-    log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    lease_owner = models.CharField(max_length=200, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

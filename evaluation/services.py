@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
-from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F
 from django.utils import timezone
 
-from core import server_paths
+from core import leases, server_paths
 from core.errors import ServiceError
 from curation import formats
 from curation import services as curation_services
@@ -53,7 +50,6 @@ METRIC_NAMES = {
     "cost_per_query_usd": "cost per query",
 }
 CASE_SHARES = ("format_accuracy", "label_accuracy", "macro_f1")  # higher-is-better shares of the test cases
-LEASE = timedelta(minutes=30)
 VAL_SAMPLE = 40  # validation examples each prompt variant is scored on
 
 
@@ -95,9 +91,7 @@ def evaluation_create(
         primary_metrics=primary,
     )
     if enqueue:
-        from .tasks import evaluation_task
-
-        transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation.pk], queue="gpu"))
+        _enqueue(evaluation.pk)
     return evaluation
 
 
@@ -141,16 +135,12 @@ def prompt_variant_save(
     return variant
 
 
+def prompt_variant_delete(*, variant: PromptVariant) -> None:
+    """Delete a prompt variant: the next evaluations choose among the others (or the automatic one)."""
+    variant.delete()
+
+
 # --- Running an evaluation -----------------------------------------------------------------------------------------
-
-
-def _claim(evaluation_id: int, worker: str) -> bool:
-    now = timezone.now()
-    return bool(
-        Evaluation.objects.filter(pk=evaluation_id)
-        .filter(Q(status=Evaluation.Status.QUEUED) | Q(status=Evaluation.Status.RUNNING, lease_until__lt=now))
-        .update(status=Evaluation.Status.RUNNING, lease_owner=worker, lease_until=now + LEASE, started_at=now)
-    )
 
 
 class _Progress:
@@ -165,9 +155,7 @@ class _Progress:
             self.flush()
 
     def flush(self) -> None:
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(
-            done=F("done") + self.pending, lease_until=timezone.now() + LEASE
-        )
+        Evaluation.objects.filter(pk=self.evaluation.pk).update(done=F("done") + self.pending)
         self.pending, self.written = 0, timezone.now()
 
     def stage(self, text: str) -> None:
@@ -177,7 +165,7 @@ class _Progress:
 
     def log(self, line: str) -> None:
         self.evaluation.log += f"{timezone.now():%H:%M:%S} {line}\n"
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(log=self.evaluation.log[-20_000:])
+        Evaluation.objects.filter(pk=self.evaluation.pk).update(log=leases.log_kept(self.evaluation.log))
 
 
 def _queries(version: DatasetVersion, split: str, limit: int | None = None) -> list[dict]:
@@ -403,12 +391,14 @@ def _majority_row(version: DatasetVersion, queries: list[dict]) -> tuple[dict, d
 
 def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Evaluation | None:
     """Answer the test split with every chosen system, score, store, decide. None if another worker holds it."""
-    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-    if not _claim(evaluation_id, worker):
+    worker = worker or leases.worker_name()
+    if not leases.claim(Evaluation, evaluation_id, worker):
         return None
     evaluation = Evaluation.objects.select_related("project", "training_run", "dataset_version").get(pk=evaluation_id)
     project, run = evaluation.project, evaluation.training_run
     progress = _Progress(evaluation)
+    heartbeat = leases.Heartbeat(Evaluation, evaluation.pk, worker)  # renews the lease through a long model load
+    heartbeat.start()
     try:
         queries = _queries(evaluation.dataset_version, "test")
         fits = formats.answer_checker(project.output_format)
@@ -459,15 +449,14 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         _record_baseline(project, results, evaluation.primary_metrics)
         progress.flush()
         Evaluation.objects.filter(pk=evaluation.pk).update(
-            status=Evaluation.Status.SUCCEEDED, results=results, verdict=decided, stage="done",
-            finished_at=timezone.now(), lease_until=None,
-        )  # fmt: skip
+            **leases.finished(Evaluation.Status.SUCCEEDED, results=results, verdict=decided, stage="done")
+        )
     except Exception as error:
-        Evaluation.objects.filter(pk=evaluation.pk).update(
-            status=Evaluation.Status.FAILED, error=server_paths.redact(f"{type(error).__name__}: {error}"),
-            finished_at=timezone.now(), lease_until=None,
-        )  # fmt: skip
+        failure = server_paths.redact(f"{type(error).__name__}: {error}")
+        Evaluation.objects.filter(pk=evaluation.pk).update(**leases.finished(Evaluation.Status.FAILED, error=failure))
         raise
+    finally:
+        heartbeat.stopped.set()
     evaluation.refresh_from_db()
     return evaluation
 
@@ -672,14 +661,10 @@ def evaluation_send_to_review(
 
 def evaluations_recover() -> int:
     """Requeue the evaluations whose worker died (lease expired while running); they start over."""
-    now = timezone.now()
-    requeued = 0
-    for evaluation in Evaluation.objects.filter(status=Evaluation.Status.RUNNING, lease_until__lt=now).only("pk"):
-        if Evaluation.objects.filter(pk=evaluation.pk, status=Evaluation.Status.RUNNING, lease_until__lt=now).update(
-            status=Evaluation.Status.QUEUED, lease_owner="", lease_until=None
-        ):
-            from .tasks import evaluation_task
+    return leases.recover_expired(Evaluation, statuses=[Evaluation.Status.RUNNING], enqueue=_enqueue)
 
-            transaction.on_commit(lambda pk=evaluation.pk: evaluation_task.apply_async(args=[pk], queue="gpu"))
-            requeued += 1
-    return requeued
+
+def _enqueue(evaluation_id: int) -> None:
+    from .tasks import evaluation_task
+
+    transaction.on_commit(lambda: evaluation_task.apply_async(args=[evaluation_id], queue="gpu"))

@@ -1,13 +1,11 @@
 """Celery tasks of evaluation: thin; the evaluation's row is the source of truth."""
 
-import logging
-
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import services
+from core import leases
 
-logger = logging.getLogger(__name__)
+from . import services
 
 
 @shared_task(name="evaluation.run", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
@@ -23,7 +21,4 @@ def evaluations_recover_task() -> int:
 
 @worker_ready.connect
 def recover_on_start(**kwargs) -> None:
-    try:
-        services.evaluations_recover()
-    except Exception:  # the database may not be up yet; the periodic task retries
-        logger.exception("could not look for lost evaluations at start")
+    leases.recover_at_start(services.evaluations_recover, jobs="evaluation(s)")

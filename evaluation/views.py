@@ -151,7 +151,9 @@ def prompt_variants(request, slug: str):
         if not _lead(project):
             raise PermissionDenied("Only a project lead can edit prompts.")
         if request.POST.get("delete"):
-            get_object_or_404(PromptVariant, project=project, pk=_id(request.POST["delete"])).delete()
+            services.prompt_variant_delete(
+                variant=get_object_or_404(PromptVariant, project=project, pk=_id(request.POST["delete"]))
+            )
             flash.success(request, "Deleted.")
             return redirect("evaluation:prompt_variants", slug=slug)
         if request.POST.get("variant"):

@@ -1,11 +1,13 @@
 """Helpers to build chat rows, send them to the import API, and run a real Celery worker, gunicorn and nginx."""
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -154,3 +156,22 @@ def stop_worker(worker: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
         os.killpg(worker.pid, signal.SIGKILL)
         output = worker.communicate()[0]
     return output.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def heartbeat_beating(model, pk: int, worker: str = "me:1"):
+    """The job held by `worker` through a lease that runs out now, its heartbeat beating for 1.5 s (set the lease to
+    1 s) before the body runs; the heartbeat stops on the way out."""
+    from django.utils import timezone
+
+    from core import leases
+
+    model.objects.filter(pk=pk).update(status="running", lease_owner=worker, lease_until=timezone.now())
+    heartbeat = leases.Heartbeat(model, pk, worker)
+    heartbeat.start()
+    try:
+        time.sleep(1.5)
+        yield
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join()

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.models import LeasedJob
 
-class TrainingRun(models.Model):
+
+class TrainingRun(LeasedJob):
     """A LoRA or full fine-tune of a base model on a frozen dataset version, run by a worker on the `gpu` queue."""
 
     class Status(models.TextChoices):
@@ -17,6 +19,7 @@ class TrainingRun(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+    LEASE_SETTING = "FINELINE_RUN_LEASE_SECONDS"
 
     project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="training_runs")
     dataset_version = models.ForeignKey("curation.DatasetVersion", on_delete=models.PROTECT, related_name="+")
@@ -37,8 +40,6 @@ class TrainingRun(models.Model):
         default=dict, blank=True, help_text="What the run found in its data, e.g. the examples it truncated."
     )
     metrics = models.JSONField(default=list, blank=True, help_text="One entry per logged step: loss, accuracy...")
-    log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     trainable_params = models.BigIntegerField(null=True, blank=True)
     total_params = models.BigIntegerField(null=True, blank=True)
     device = models.CharField(max_length=50, blank=True)
@@ -50,11 +51,7 @@ class TrainingRun(models.Model):
     )
     merged_dir = models.CharField(max_length=500, blank=True, help_text="The adapter merged into the base weights.")
     attempts = models.PositiveSmallIntegerField(default=0)
-    lease_owner = models.CharField(max_length=200, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

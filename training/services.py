@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import threading
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from core import server_paths
+from core import leases, server_paths
 from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation import services as curation_services
@@ -28,7 +24,6 @@ from .recipes.config import OPTIONS, SFTConfig
 
 TINY_LOCAL = tiny_local.NAME
 METRICS_KEPT = 5000
-LOG_KEPT = 20_000
 
 
 def _recipe_fields() -> set[str]:
@@ -123,40 +118,6 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def lease() -> timedelta:
-    """How long a worker holds a run without renewing; a heartbeat renews it three times per lease."""
-    return timedelta(seconds=settings.FINELINE_RUN_LEASE_SECONDS)
-
-
-def _claim(run_id: int, worker: str) -> bool:
-    """Take the run's lease: a run never executes twice at once; an expired lease (a dead worker) is taken over."""
-    now = timezone.now()
-    return bool(
-        TrainingRun.objects.filter(pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
-        .update(status=TrainingRun.Status.RUNNING, lease_owner=worker, lease_until=now + lease(), started_at=now)
-    )
-
-
-class _Heartbeat(threading.Thread):
-    """Renews the run's lease while the worker is alive, even through a long model load or checkpoint write."""
-
-    def __init__(self, run_id: int, worker: str):
-        super().__init__(name=f"lease-run-{run_id}", daemon=True)
-        self.run_id, self.worker, self.stopped = run_id, worker, threading.Event()
-
-    def run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self.stopped.wait(settings.FINELINE_RUN_LEASE_SECONDS / 3):
-                TrainingRun.objects.filter(
-                    pk=self.run_id, lease_owner=self.worker, status__in=TrainingRun.ACTIVE
-                ).update(lease_until=timezone.now() + lease())
-        finally:
-            connection.close()
-
-
 def training_runs_recover() -> int:
     """Requeue the runs whose worker died (lease expired): they resume from their last complete checkpoint.
 
@@ -164,43 +125,32 @@ def training_runs_recover() -> int:
     run whose worker died while cancelling is cancelled. Runs from the periodic task and at each worker's start.
     Returns how many runs were requeued.
     """
-    now = timezone.now()
-    stale = TrainingRun.objects.filter(
-        status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING], lease_until__lt=now
+    return leases.recover_expired(
+        TrainingRun,
+        statuses=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING],
+        outcome=_lost_run_outcome,
+        enqueue=_enqueue,
+        fields=["attempts", "log"],
     )
-    requeued = 0
-    for run in stale.only("pk", "status", "attempts", "log"):
-        current = TrainingRun.objects.filter(pk=run.pk, status=run.status, lease_until__lt=now)
-        if run.status == TrainingRun.Status.CANCELLING:
-            current.update(status=TrainingRun.Status.CANCELLED, finished_at=now, lease_until=None)
-        elif run.attempts >= settings.FINELINE_RUN_MAX_ATTEMPTS:
-            current.update(
-                status=TrainingRun.Status.FAILED,
-                error=f"the worker was lost {run.attempts} times; gave up instead of retrying again.",
-                finished_at=now,
-                lease_until=None,
-            )
-        elif current.update(
-            status=TrainingRun.Status.QUEUED,
-            lease_owner="",
-            lease_until=None,
-            log=(run.log + f"worker lost at {now:%Y-%m-%d %H:%M:%S}; requeued to resume from the last checkpoint\n")[
-                -LOG_KEPT:
-            ],
-        ):
-            _enqueue(run.pk)
-            requeued += 1
-    return requeued
+
+
+def _lost_run_outcome(run: TrainingRun, now: datetime) -> dict[str, Any]:
+    if run.status == TrainingRun.Status.CANCELLING:
+        return leases.finished(TrainingRun.Status.CANCELLED, finished_at=now)
+    if run.attempts >= settings.FINELINE_RUN_MAX_ATTEMPTS:
+        return leases.finished(
+            TrainingRun.Status.FAILED,
+            error=f"the worker was lost {run.attempts} times; gave up instead of retrying again.",
+            finished_at=now,
+        )
+    line = f"worker lost at {now:%Y-%m-%d %H:%M:%S}; requeued to resume from the last checkpoint\n"
+    return leases.requeued(TrainingRun, log=leases.log_kept(run.log + line))
 
 
 def _enqueue(run_id: int) -> None:
     from .tasks import training_run_task
 
     transaction.on_commit(lambda: training_run_task.apply_async(args=[run_id], queue="gpu"))
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _free_gpu_memory() -> None:
@@ -260,8 +210,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     """Run the fine-tune on this worker (resuming from its last complete checkpoint); None if another holds it."""
     from .recipes import sft
 
-    worker = worker or worker_name()
-    if not _claim(run_id, worker):
+    worker = worker or leases.worker_name()
+    if not leases.claim(TrainingRun, run_id, worker):
         return None
     run = TrainingRun.objects.select_related("dataset_version", "project").get(pk=run_id)
     TrainingRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
@@ -320,13 +270,13 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             if "val_loss" in entry:
                 line += f" val_loss {entry['val_loss']}"
             state["log"] += line + "\n"
-        changes["log"] = state["log"][-LOG_KEPT:]
+        changes["log"] = leases.log_kept(state["log"])
         TrainingRun.objects.filter(pk=run.pk).update(**changes)
 
     def should_stop() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.CANCELLING).exists()
 
-    heartbeat = _Heartbeat(run.pk, worker)
+    heartbeat = leases.Heartbeat(TrainingRun, run.pk, worker)
     heartbeat.start()
     try:
         base = base_model_path(run, rows["train"], on_log=on_log)
@@ -342,12 +292,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         else:
             result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
     except Exception as error:
-        TrainingRun.objects.filter(pk=run.pk).update(
-            status=TrainingRun.Status.FAILED,
-            error=_failure(error),
-            finished_at=timezone.now(),
-            lease_until=None,
-        )
+        failed = leases.finished(TrainingRun.Status.FAILED, error=_failure(error))
+        TrainingRun.objects.filter(pk=run.pk).update(**failed)
         raise
     finally:
         heartbeat.stopped.set()
@@ -377,9 +323,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
         # The project's token lengths are estimates until a base model's tokenizer exists: now one does.
         curation_services.project_tokenizer_adopt(project=run.project, tokenizer=base)
     TrainingRun.objects.filter(pk=run.pk).update(
-        status=final,
-        finished_at=timezone.now(),
-        lease_until=None,
+        **leases.finished(final),
         output_dir=str(out_dir),
         adapter_dir=str(result.adapter_dir or result.model_dir or ""),
         deployment=deployment,
@@ -415,7 +359,7 @@ def training_run_merge_execute(*, run_id: int) -> TrainingRun | None:
         merged = sft.merge_adapter(adapter, artifacts.run_folder(run.pk) / "merged", base_models.trained_base(run))
     except Exception as error:
         TrainingRun.objects.filter(pk=run.pk).update(
-            merge_status="failed", log=(run.log + f"merge failed: {_failure(error)}\n")[-LOG_KEPT:]
+            merge_status="failed", log=leases.log_kept(run.log + f"merge failed: {_failure(error)}\n")
         )
         raise
     deployment = bundle.write_merged(

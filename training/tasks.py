@@ -1,13 +1,11 @@
 """Celery tasks of training: thin; the run's database row is the source of truth."""
 
-import logging
-
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import services
+from core import leases
 
-logger = logging.getLogger(__name__)
+from . import services
 
 
 @shared_task(
@@ -33,10 +31,4 @@ def training_runs_recover_task() -> int:
 
 @worker_ready.connect
 def recover_on_start(**kwargs) -> None:
-    """A worker that starts after a crash picks up what the dead one left, without waiting for the beat."""
-    try:
-        requeued = services.training_runs_recover()
-        if requeued:
-            logger.warning("requeued %d training run(s) whose worker was lost", requeued)
-    except Exception:  # the database may not be up yet; the periodic task retries
-        logger.exception("could not look for lost training runs at start")
+    leases.recover_at_start(services.training_runs_recover, jobs="training run(s)")

@@ -11,6 +11,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import leases
 from core.errors import ServiceError
 from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Membership
@@ -119,7 +120,7 @@ def _run_context(request, project, run: TrainingRun) -> dict:
         "is_lead": project.user_role == Membership.Role.LEAD,
         "eta": selectors.training_run_eta(run=run),
         "series": selectors.training_run_series(run=run),
-        "log_tail": "\n".join(run.log[-20_000:].splitlines()[-LOG_LINES:]),
+        "log_tail": "\n".join(leases.log_kept(run.log).splitlines()[-LOG_LINES:]),
         "log_lines": LOG_LINES,
         "artifacts": selectors.training_run_artifact_list(run=run),
     }

@@ -6,6 +6,8 @@ from curation.models import DatasetVersionItem
 from evaluation.models import Evaluation, EvaluationAnswer, PromptVariant
 from training.models import TrainingRun
 
+from ..helpers import heartbeat_beating
+
 pytestmark = pytest.mark.django_db
 
 
@@ -192,3 +194,16 @@ def test_an_evaluation_whose_worker_died_is_requeued(project, finished):
     assert services.evaluations_recover() == 1
     assert Evaluation.objects.get(pk=evaluation.pk).status == "queued"
     assert services.evaluations_recover() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_keeps_a_live_evaluation_leased(finished, settings):
+    from django.utils import timezone
+
+    from evaluation import services
+
+    settings.FINELINE_EVALUATION_LEASE_SECONDS = 1
+    evaluation, _ = finished
+    with heartbeat_beating(Evaluation, evaluation.pk, "me:1"):
+        assert services.evaluations_recover() == 0
+        assert Evaluation.objects.get(pk=evaluation.pk).lease_until > timezone.now()

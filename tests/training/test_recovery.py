@@ -15,7 +15,7 @@ from training import services
 from training.models import TrainingRun
 from training.recipes import sft
 
-from ..helpers import service_env, start_worker, stop_worker
+from ..helpers import heartbeat_beating, service_env, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -98,13 +98,6 @@ def test_sigkill_of_the_worker_mid_run_resumes_from_the_last_checkpoint(project,
 @override_settings(FINELINE_RUN_LEASE_SECONDS=1)
 def test_the_heartbeat_keeps_a_live_run_leased(project, lead, version):
     run = _launch(project, lead, version)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", lease_owner="me:1", lease_until=timezone.now())
-    heartbeat = services._Heartbeat(run.pk, "me:1")
-    heartbeat.start()
-    try:
-        time.sleep(1.5)
+    with heartbeat_beating(TrainingRun, run.pk, "me:1"):
         assert services.training_runs_recover() == 0
         assert TrainingRun.objects.get(pk=run.pk).lease_until > timezone.now()
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join()

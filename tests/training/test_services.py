@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from core import server_paths
+from core import leases, server_paths
 from core.errors import ServiceError
 from curation import demo
 from curation import services as curation_services
@@ -133,7 +133,7 @@ def test_a_run_held_by_a_live_worker_is_not_run_twice(project, lead, version):
     from django.utils import timezone
 
     TrainingRun.objects.filter(pk=run.pk).update(
-        status="running", lease_owner="other:1", lease_until=timezone.now() + services.lease()
+        status="running", lease_owner="other:1", lease_until=timezone.now() + leases.lease_length(TrainingRun)
     )
     assert services.training_run_execute(run_id=run.pk, worker="me:2") is None
 

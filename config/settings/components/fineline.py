@@ -8,6 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 # died) is requeued by the periodic recovery task and resumes from its last complete checkpoint, at most
 # FINELINE_RUN_MAX_ATTEMPTS starts in all.
 FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 120))
+# The same hold on an evaluation: one whose lease expired is requeued and starts over.
+FINELINE_EVALUATION_LEASE_SECONDS = int(os.environ.get("FINELINE_EVALUATION_LEASE_SECONDS", 120))
 # Processes per run on a GPU node: "auto" is one per visible GPU (DDP under torchrun); a number forces it.
 FINELINE_TRAIN_PROCESSES = os.environ.get("FINELINE_TRAIN_PROCESSES", "auto")
 FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
