@@ -2,8 +2,8 @@
 
 The evaluation compares the systems on the test split of the run's frozen version, answer by answer, scores every
 answer (evaluation/metrics.py), stores the answers, the metrics per system and the verdict on the row. The verdict
-rests on 95% paired bootstrap intervals of the differences, computed from the per-example scores; a majority-label
-row (no model) is the floor that label accuracy is read against.
+(evaluation/verdicts.py) rests on 95% paired bootstrap intervals of the differences, computed from the per-example
+scores; a majority-label row (no model) is the floor that label accuracy is read against.
 """
 
 from __future__ import annotations
@@ -26,29 +26,10 @@ from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
 from training import artifacts, base_models
 from training.models import TrainingRun
 
-from . import harness, metrics, selectors
+from . import harness, metrics, selectors, verdicts
 from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
 
 DEFAULT_PRIMARY = ["format_accuracy", "label_accuracy"]  # without a version to read the task's shape from
-SYSTEM_NAMES = {
-    "fine_tuned": "Fine-tuned",
-    "base_zero_shot": "Base model, zero-shot",
-    "base_best_prompt": "Base model, best prompt",
-    "frontier": "Frontier model",
-    "embedding_classifier": "Embeddings + classifier",
-    "majority_label": "Majority label (reference)",
-}
-METRIC_NAMES = {
-    "format_accuracy": "format accuracy",
-    "label_accuracy": "label accuracy",
-    "macro_f1": "macro-F1",
-    "content_relevance": "content relevance",
-    "chrf": "chrF",
-    "hallucination_rate": "hallucination rate",
-    "latency_p50_ms": "latency p50",
-    "latency_p95_ms": "latency p95",
-    "cost_per_query_usd": "cost per query",
-}
 CASE_SHARES = ("format_accuracy", "label_accuracy", "macro_f1")  # higher-is-better shares of the test cases
 VAL_SAMPLE = 40  # validation examples each prompt variant is scored on
 
@@ -379,7 +360,7 @@ def _majority_row(version: DatasetVersion, queries: list[dict]) -> tuple[dict, d
     values["macro_f1"] = round(metrics.macro_f1(predicted, references), 6)
     entry = {
         "system": "majority_label",
-        "name": SYSTEM_NAMES["majority_label"],
+        "name": verdicts.SYSTEM_NAMES["majority_label"],
         "status": "succeeded",
         "metrics": values,
         "notes": f"no model: always answers {label}, the most frequent label of the training split ({share:.0%})",
@@ -416,7 +397,8 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         base = base_models.trained_base(run)  # checked again: never another project's folder
         results, per_example = [], {}
         for system in evaluation.systems:
-            entry = {"system": system, "name": SYSTEM_NAMES[system], "status": "succeeded", "metrics": {}, "notes": ""}
+            name = verdicts.SYSTEM_NAMES[system]
+            entry = {"system": system, "name": name, "status": "succeeded", "metrics": {}, "notes": ""}
             try:
                 out = _answers(system, evaluation, queries, base, fits, read, progress, entry)
             except SoftTimeLimitExceeded:
@@ -429,7 +411,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             if out is None:
                 results.append(entry)
                 continue
-            progress.stage(f"scoring {SYSTEM_NAMES[system]}")
+            progress.stage(f"scoring {verdicts.SYSTEM_NAMES[system]}")
             entry["metrics"], rows, entry["methods"], per_example[system] = _score(
                 system, out, queries, fits, read, judge, progress
             )
@@ -445,7 +427,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             results.append(majority[0])
             per_example["majority_label"] = majority[1]
         progress.stage("deciding: paired bootstrap intervals of the differences")
-        decided = _verdict(results, evaluation.primary_metrics, per_example, queries, shape)
+        decided = verdicts.verdict(results, evaluation.primary_metrics, per_example, queries, shape)
         _record_baseline(project, results, evaluation.primary_metrics)
         progress.flush()
         Evaluation.objects.filter(pk=evaluation.pk).update(
@@ -479,7 +461,7 @@ def _answers(system, evaluation, queries, base, fits, read, progress, entry) -> 
         "max_new_tokens": settings.FINELINE_EVAL_MAX_NEW_TOKENS,
         "on_progress": progress,
     }
-    progress.stage(f"answering with {SYSTEM_NAMES[system]}")
+    progress.stage(f"answering with {verdicts.SYSTEM_NAMES[system]}")
     if system == "fine_tuned":
         # the run's own folder only (training.artifacts), whatever its row says
         tuned = artifacts.run_artifact(run, "adapter" if run.method == "lora" else "model")
@@ -524,101 +506,6 @@ def _answers(system, evaluation, queries, base, fits, read, progress, entry) -> 
         progress(len(queries))
         return out
     raise ValueError(system)
-
-
-def _verdict(results: list[dict], primary: list[str], per_example: dict, queries: list[dict], shape: dict) -> dict:
-    """The sentence the dashboard leads with, the comparisons behind it (each with its 95% interval), how many test
-    examples it rests on, what would make it conclusive, why these primary metrics, and the table's best marks."""
-    scored = {entry["system"]: entry["metrics"] for entry in results if entry["status"] == "succeeded"}
-    absent = [entry["name"] for entry in results if entry["status"] != "succeeded"]
-    names = " and ".join(METRIC_NAMES[m] for m in primary)
-    n = len(queries)
-    reason = shape["primary_reason"]
-    if list(primary) != shape["primary"]:
-        defaults = " and ".join(METRIC_NAMES[m] for m in shape["primary"])
-        reason = f"Chosen at launch. For this {shape['task_shape']} task the default is {defaults}: {reason}"
-    about = {"n": n, "primary": primary, "task_shape": shape["task_shape"], "primary_reason": reason}
-    if "fine_tuned" not in scored:
-        return {
-            "outcome": "no_signal", "beats_all": False, "comparisons": [], "wins": [], "losses": [], "undecided": [],
-            "skipped": [], "left_out": [], "n_needed": None, "best": {}, **about,
-            "summary": "No verdict: the fine-tuned model was not evaluated.",
-            "to_conclude": "Evaluate the fine-tuned model (its answers failed or were not asked for).",
-        }  # fmt: skip
-    reference_labels = [q["label"] for q in queries]
-    decided = metrics.verdict(scored, primary, per_example, reference_labels)
-    left_out = [
-        {"metric": metric, "reason": _left_out_reason(metric, shape)}
-        for metric in primary
-        if scored["fine_tuned"].get(metric) is None
-    ]
-    by_name = {entry["system"]: entry["name"] for entry in results}
-    outcome = decided["outcome"]
-    to_conclude = ""
-    if outcome == "beats_all":
-        summary = (
-            f"Fine-tuned beats all baselines on {names}: every difference's 95% interval excludes 0 "
-            f"({n} test examples)."
-        )
-    elif outcome == "loses":
-        summary = f"Fine-tuned does not beat every baseline: {_said(decided['losses'], by_name)}."
-    elif outcome == "inconclusive":
-        summary = (
-            f"Fine-tuned: inconclusive on {n} test examples; the 95% interval of the difference includes 0 against "
-            f"{_said(decided['undecided'], by_name)}."
-        )
-        if decided["wins"]:
-            summary += f" It does beat {_said(decided['wins'], by_name)}."
-        to_conclude = _to_conclude(decided, n, by_name)
-    else:
-        summary = f"No verdict: no baseline could be compared on {names}."
-        to_conclude = f"Evaluate a baseline that has a value for {names}, or choose primary metrics that apply."
-    if left_out:
-        summary += " Left out: " + "; ".join(f"{METRIC_NAMES[x['metric']]} ({x['reason']})" for x in left_out) + "."
-    if absent:
-        summary += f" Not compared: {', '.join(absent)}."
-    best = metrics.best_marks(scored, per_example, reference_labels)
-    return {**decided, **about, "summary": summary, "to_conclude": to_conclude, "left_out": left_out, "best": best}
-
-
-def _said(items: list[dict], names: dict[str, str]) -> str:
-    """Comparisons in words: the baseline, the metric, both values, the difference and its interval."""
-    said = []
-    for c in items:
-        if c["ci_low"] is None:
-            how = f"{c['difference']:+.3g}, measured, no interval"
-        else:
-            how = f"{c['difference']:+.3g}, 95% CI {c['ci_low']:+.3g} to {c['ci_high']:+.3g}"
-        said.append(
-            f"{names[c['system']]} on {METRIC_NAMES[c['metric']]} ({c['fine_tuned']:.3g} against {c['baseline']:.3g}; "
-            f"{how})"
-        )
-    return "; ".join(said)
-
-
-def _left_out_reason(metric: str, shape: dict) -> str:
-    if metric in ("label_accuracy", "macro_f1"):
-        return f"does not apply to generated answers: {shape['labels_why']}"
-    if metric == "format_accuracy":
-        return "the project sets no output format"
-    return "the fine-tuned model has no value for it"
-
-
-def _to_conclude(decided: dict, n: int, names: dict[str, str]) -> str:
-    """What would decide the undecided comparisons: about how many test examples, if the differences held."""
-    parts = []
-    if decided["n_needed"]:
-        needed = decided["n_needed"]
-        parts.append(
-            f"About {needed:,} test examples (now {n:,}) would make the widest undecided interval exclude 0 if the "
-            f"differences held (an interval narrows as 1/\u221an); at 80/10/10 that is about {needed * 10:,} "
-            "examples in all."
-        )
-    ties = [c for c in decided["comparisons"] if c["better"] is None and not c["difference"]]
-    if ties:
-        tied = ", ".join(f"{names[c['baseline']]} on {METRIC_NAMES[c['metric']]}" for c in ties)
-        parts.append(f"Tied with {tied}: more examples decide only if the systems really differ.")
-    return " ".join(parts)
 
 
 def _record_baseline(project: Project, results: list[dict], primary: list[str]) -> None:

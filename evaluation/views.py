@@ -18,7 +18,7 @@ from curation.models import Membership
 from training import selectors as training_selectors
 from training.models import TrainingRun
 
-from . import metrics, selectors, services
+from . import metrics, selectors, services, verdicts
 from .models import SYSTEMS, Evaluation, PromptVariant
 
 PAGE = 20
@@ -63,8 +63,8 @@ def evaluation_list(request, slug: str):
         "is_lead": _lead(project),
         "evaluations": selectors.evaluation_list(project=project)[:50],
         "runs": TrainingRun.objects.filter(project=project, status=TrainingRun.Status.SUCCEEDED)[:50],
-        "systems": [(system, services.SYSTEM_NAMES[system]) for system in SYSTEMS],
-        "metric_names": [(name, services.METRIC_NAMES[name]) for name in CHOOSABLE],
+        "systems": [(system, verdicts.SYSTEM_NAMES[system]) for system in SYSTEMS],
+        "metric_names": [(name, verdicts.METRIC_NAMES[name]) for name in CHOOSABLE],
         "default_primary": shape["primary"],
         "shape": shape,
         "history": selectors.evaluation_history(project=project),
@@ -83,8 +83,8 @@ def evaluation_detail(request, slug: str, pk: int):
         "evaluation": evaluation,
         "is_lead": _lead(project),
         "table": selectors.evaluation_table(evaluation=evaluation),
-        "verdict": selectors.evaluation_verdict(evaluation=evaluation, system_names=services.SYSTEM_NAMES),
-        "metric_names": services.METRIC_NAMES,
+        "verdict": selectors.evaluation_verdict(evaluation=evaluation, system_names=verdicts.SYSTEM_NAMES),
+        "metric_names": verdicts.METRIC_NAMES,
         "lower_is_better": [name for name, higher in metrics.HIGHER_IS_BETTER.items() if not higher],
     }
     if request.htmx and request.GET.get("part") == "live":
@@ -119,7 +119,7 @@ def evaluation_examples(request, slug: str, pk: int):
         "offset": (page - 1) * PAGE,
         "has_next": len(rows) > PAGE,
         "failures_only": failures_only,
-        "names": services.SYSTEM_NAMES,
+        "names": verdicts.SYSTEM_NAMES,
         "is_lead": _lead(project),
     }
     return render(request, "evaluation/htmx/examples.html", context)
