@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +19,14 @@ from curation.models import DatasetVersion, Project
 from . import artifacts, base_models
 from .models import TrainingRun
 from .recipes import tiny_local
-from .recipes.config import OPTIONS, SFTConfig
+from .recipes.config import OPTIONS
 
 TINY_LOCAL = tiny_local.NAME
 METRICS_KEPT = 5000
 
 
-def _recipe_fields() -> set[str]:
-    return {field.name for field in dataclasses.fields(SFTConfig)} - {"base_model"}
+# What a run's stored config gives the recipe: every option, and the method (the base model is checked apart).
+RECIPE_FIELDS = frozenset({*OPTIONS, "method"})
 
 
 def training_options_clean(options: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +279,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     heartbeat.start()
     try:
         base = base_model_path(run, rows["train"], on_log=on_log)
-        options = {key: value for key, value in run.config.items() if key in _recipe_fields()}
+        options = {key: value for key, value in run.config.items() if key in RECIPE_FIELDS}
         if "lora_targets" in options:
             options["lora_targets"] = tuple(options["lora_targets"])
         config = sft.SFTConfig(base_model=base, **options)
