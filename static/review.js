@@ -300,7 +300,11 @@
   document.addEventListener(
     "close",
     function (event) {
-      if (event.target.matches && event.target.matches("dialog")) {
+      // Only when the focus has nowhere else to be: a key pressed right after Esc (e, w) may already have moved it
+      // into an editor, and "close" fires after it.
+      const active = document.activeElement;
+      const idle = !active || active === document.body || event.target.contains(active);
+      if (event.target.matches && event.target.matches("dialog") && idle) {
         focusPanel();
       }
     },

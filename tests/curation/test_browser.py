@@ -36,6 +36,7 @@ def test_an_expert_reviews_three_examples_with_the_keyboard_alone(browser, live_
     page.keyboard.press("?")
     assert page.is_visible("#shortcuts")
     page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.getElementById('shortcuts').open")
     seen = []
     for number in range(3):
         current = panel_example(page)
