@@ -38,3 +38,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/tiny_local_bench.py
 	$(BIN)/python bench/eval_bench.py
+	$(BIN)/python bench/store_bench.py

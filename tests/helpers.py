@@ -116,29 +116,17 @@ def start_nginx(prefix: Path, *, listen: int, upstream: str, **variables: str) -
     return subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config)])
 
 
+def worker_command(queues: str, loglevel: str = "WARNING", extra=(), pool: str = "solo") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues", queues, "--pool", pool,
+            "--loglevel", loglevel, "--without-heartbeat", "--without-gossip", "--without-mingle", *extra]  # fmt: skip
+
+
 def start_worker(
     env: dict, queues: str = "default", loglevel: str = "WARNING", extra=(), pool: str = "solo"
 ) -> subprocess.Popen:
     """A real Celery worker (solo pool unless told) in a process group of its own; the caller stops it (`stop_worker`).
     Time limits need the prefork pool, as docker-compose runs it."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "--queues",
-        queues,
-        "--pool",
-        pool,
-        "--loglevel",
-        loglevel,
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        *extra,
-    ]
+    command = worker_command(queues, loglevel, extra, pool)
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -175,3 +163,54 @@ def heartbeat_beating(model, pk: int, worker: str = "me:1"):
     finally:
         heartbeat.stopped.set()
         heartbeat.join()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, seconds: float = 30, process: subprocess.Popen | None = None) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited before listening on {host}:{port}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {seconds} s")
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "fineline-test",
+    "AWS_SECRET_ACCESS_KEY": "fineline-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def start_s3_server(host: str = "127.0.0.1", port: int | None = None, bucket: str = "fineline") -> tuple:
+    """An S3-compatible server (moto's server mode, in a process of its own) with `bucket` created; returns the
+    process and its endpoint URL. The code under test talks to it as to any S3 endpoint."""
+    port = port or free_port(host)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(host, port, process=server)
+    endpoint = f"http://{host}:{port}"
+    s3_bucket(endpoint, bucket)
+    return server, endpoint
+
+
+def s3_bucket(endpoint: str, bucket: str) -> None:
+    import s3fs
+
+    key, secret = S3_ENV["AWS_ACCESS_KEY_ID"], S3_ENV["AWS_SECRET_ACCESS_KEY"]
+    s3fs.S3FileSystem(endpoint_url=endpoint, key=key, secret=secret, skip_instance_cache=True).mkdir(bucket)

@@ -63,8 +63,8 @@ def tiny_local_cache() -> Path:
 
 def trained_base(run: TrainingRun) -> str:
     """The base model a finished run trained from, to load again (evaluation, merge): the run's base model, checked
-    again; for tiny-local, the build the worker recorded beside the run's own weights, accepted only as a folder of
-    tiny-local's cache (or a model the rule allows)."""
+    again; for tiny-local, the build the worker recorded beside the run's own weights, taken by its name only
+    (tiny-local-<hash>) from this node's tiny-local cache or the store (or a model the rule allows)."""
     if run.base_model != TINY_LOCAL:
         return base_model_clean(run.base_model)
     folder = artifacts.run_artifact(run, "adapter" if run.method == "lora" else "model")
@@ -74,5 +74,11 @@ def trained_base(run: TrainingRun) -> str:
     value = str(json.loads(recorded.read_text()).get("base_model", ""))
     built = Path(value).resolve()
     if built.parent == tiny_local_cache().resolve() and built.name.startswith(f"{TINY_LOCAL}-"):
-        return str(built)
+        return str(built)  # built on this node
+    if built.parent.name == "models" and artifacts.TINY_BUILD.fullmatch(built.name):
+        # The build is named by its content: this node's cache, or the store's copy from the node that built it.
+        found = artifacts.tiny_local_fetch(built.name, tiny_local_cache())
+        if found is None:
+            raise ServiceError(f"run #{run.pk}'s tiny-local base ({built.name}) is in no cache nor the store.")
+        return str(found)
     return base_model_clean(value)

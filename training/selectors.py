@@ -215,10 +215,11 @@ def training_run_eta(*, run: TrainingRun) -> float | None:
 
 def training_run_artifact_list(*, run: TrainingRun) -> list[dict[str, str]]:
     """The run's artifacts as pages and the API name them: `name` (what a download asks for), what it is, and where
-    it lies on the server relative to the data folder ($FINELINE_VAR_DIR/runs/run-12/...)."""
+    it lies: on the server relative to the data folder ($FINELINE_VAR_DIR/runs/run-12/...), or in the store
+    (s3://bucket/prefix/runs/run-12/adapter)."""
     return [
-        {"name": name, "label": artifacts.NAMES[name], "path": server_paths.redact(str(folder))}
-        for name, folder in artifacts.run_artifacts(run).items()
+        {"name": name, "label": artifacts.NAMES[name], "path": server_paths.redact(artifacts.location(run, name))}
+        for name in artifacts.run_artifacts(run)
     ]
 
 

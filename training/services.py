@@ -181,10 +181,18 @@ def base_model_path(run: TrainingRun, train_rows: list[dict], on_log=None) -> st
     here (or found in the cache), its stages reported to `on_log`."""
     if run.base_model != TINY_LOCAL:
         return base_models.base_model_clean(run.base_model)
-    if on_log is not None:
-        on_log({"event": "build", "stage": "sampling the base's pretraining corpus"})
+    report = on_log or (lambda entry: None)
+    report({"event": "build", "stage": "sampling the base's pretraining corpus"})
     documents = tiny_local.corpus_documents(row["messages"] for row in train_rows)
-    return str(tiny_local.build(documents, base_models.tiny_local_cache(), on_log=on_log))
+    cache = base_models.tiny_local_cache()
+    name = tiny_local.build_name(documents)
+    if not (cache / name / "COMPLETE").exists() and artifacts.tiny_local_fetch(name, cache) is not None:
+        # Another node built it (a resume elsewhere must train on the very same base).
+        report({"event": "build", "stage": "base model fetched from the artifact store"})
+        return str(cache / name)
+    built = tiny_local.build(documents, cache, on_log=on_log)
+    artifacts.tiny_local_publish(built)
+    return str(built)
 
 
 def _failure(error: Exception) -> str:
@@ -262,6 +270,14 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 else entry["device"]
             )
             state["log"] += f"start at step {entry['step']} on {where} ({entry['dtype']}){resumed}\n"
+        elif entry["event"] == "checkpoint":
+            # The recipe wrote it whole: into the store before the run goes on, so any node can resume from it.
+            folder = out_dir / "checkpoints" / f"step-{int(entry['step'])}"
+            if not (folder / "COMPLETE").is_file():
+                return  # a multi-process run may have pruned it already: a newer one follows
+            keep = int(run.config.get("keep_checkpoints") or sft.SFTConfig.keep_checkpoints)
+            sent = artifacts.checkpoint_publish(run.pk, folder, keep=keep)
+            state["log"] += f"checkpoint step-{entry['step']} stored ({sent:,} bytes)\n"
         elif entry["event"] == "step":
             state["metrics"] = (state["metrics"] + [entry])[-METRICS_KEPT:]
             changes.update(step=entry["step"], total_steps=entry["total"], metrics=state["metrics"])
@@ -279,6 +295,9 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     heartbeat.start()
     try:
         base = base_model_path(run, rows["train"], on_log=on_log)
+        fetched = artifacts.checkpoint_restore(run.pk, out_dir)
+        if fetched:
+            state["log"] += f"checkpoint {fetched} fetched from the artifact store\n"
         options = {key: value for key, value in run.config.items() if key in RECIPE_FIELDS}
         if "lora_targets" in options:
             options["lora_targets"] = tuple(options["lora_targets"])
@@ -290,6 +309,11 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             )
         else:
             result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
+        final_dir = result.adapter_dir or result.model_dir
+        if not result.cancelled and final_dir is not None:
+            sent = artifacts.publish(run.pk, "adapter" if result.adapter_dir else "model", final_dir)
+            state["log"] += f"{final_dir.name} stored ({sent:,} bytes)\n"
+            TrainingRun.objects.filter(pk=run.pk).update(log=leases.log_kept(state["log"]))
     except Exception as error:
         failed = leases.finished(TrainingRun.Status.FAILED, error=_failure(error))
         TrainingRun.objects.filter(pk=run.pk).update(**failed)
@@ -356,6 +380,7 @@ def training_run_merge_execute(*, run_id: int) -> TrainingRun | None:
         if adapter is None:
             raise ServiceError(f"run #{run.pk} has no adapter in its own folder.", field="run")
         merged = sft.merge_adapter(adapter, artifacts.run_folder(run.pk) / "merged", base_models.trained_base(run))
+        artifacts.publish(run.pk, "merged", merged)
     except Exception as error:
         TrainingRun.objects.filter(pk=run.pk).update(
             merge_status="failed", log=leases.log_kept(run.log + f"merge failed: {_failure(error)}\n")

@@ -172,11 +172,11 @@ def run_merge(request, slug: str, pk: int):
 
 def artifact_response(run: TrainingRun, name: str) -> StreamingHttpResponse:
     """The run's artifact `name` as a tar download (the browser page and the API both answer with it)."""
-    folder = artifacts.run_artifacts(run).get(name)
-    if folder is None:
+    artifact = artifacts.download_artifact(run, name) if name in artifacts.NAMES else None
+    if artifact is None:
         raise Http404("No such artifact.")
     top = f"{run.project.slug}-run{run.pk}-{name}"
-    response = StreamingHttpResponse(artifacts.tar_stream(folder, top), content_type="application/x-tar")
+    response = StreamingHttpResponse(artifacts.tar_stream(artifact, top), content_type="application/x-tar")
     response["Content-Disposition"] = f'attachment; filename="{top}.tar"'
     return response
 

@@ -12,6 +12,8 @@ import yaml
 from ..helpers import NGINX_TEMPLATE, ROOT
 
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024  # config/settings/components/fineline.py's FINELINE_IMPORT_MAX_BODY_BYTES
+STORE_ENV = ("FINELINE_ARTIFACT_STORE", "FINELINE_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+APP_SERVICES = ("web", "worker", "beat", "gpu-worker")
 
 
 def compose_services() -> dict:
@@ -20,7 +22,7 @@ def compose_services() -> dict:
     binary = shutil.which("docker-compose")
     if binary:
         env = {**os.environ, "DJANGO_SECRET_KEY": "compose-config-check-" + "x" * 40}
-        for name in ("WEB_PORT", "FINELINE_IMPORT_MAX_BODY_BYTES", "FINELINE_TRUSTED_PROXY"):
+        for name in ("WEB_PORT", "FINELINE_IMPORT_MAX_BODY_BYTES", "FINELINE_TRUSTED_PROXY", "MINIO_PORT", *STORE_ENV):
             env.pop(name, None)
         check = subprocess.run([binary, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
@@ -41,7 +43,8 @@ def published_targets(service: dict) -> list[int]:
 
 def test_only_nginx_is_published_and_gunicorn_sits_behind_it():
     services = compose_services()
-    published = {name: published_targets(service) for name, service in services.items() if service.get("ports")}
+    default = {name: service for name, service in services.items() if not service.get("profiles")}
+    published = {name: published_targets(service) for name, service in default.items() if service.get("ports")}
     assert published == {"nginx": [80]}
     web, nginx = services["web"], services["nginx"]
     assert [str(port) for port in web["expose"]] == ["8000"]
@@ -86,3 +89,16 @@ def test_secrets_and_local_data_stay_out_of_the_image_and_the_repository():
     assert {".env", "var/", ".venv/", ".git/", "test-artifacts/", "bench/out/", "__pycache__/"} <= ignored
     check = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
     assert check.returncode == 0, ".env is not in .gitignore"
+
+
+def test_the_optional_store_is_a_profile_every_app_service_is_pointed_at_without_a_default_secret():
+    services = compose_services()
+    store = {name for name, service in services.items() if "store" in service.get("profiles", [])}
+    assert store == {"minio", "minio-bucket"}
+    # Nodes on other machines reach the store's S3 port; the web app stays behind nginx.
+    assert published_targets(services["minio"]) == [9000]
+    for name in APP_SERVICES:
+        assert set(STORE_ENV) <= set(services[name]["environment"]), name
+    # Unset in .env, the store has no password at all (MinIO refuses to start), never a well-known one.
+    assert not services["minio"]["environment"].get("MINIO_ROOT_PASSWORD")
+    assert not services["web"]["environment"].get("FINELINE_ARTIFACT_STORE")  # the local default

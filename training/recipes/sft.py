@@ -4,8 +4,9 @@ tokens only. One documented config, one legible training loop (nanoGPT / torchtu
     run(config, train_rows, val_rows, out_dir, on_log, should_stop) -> Result
 
 Checkpoints are written to `<out_dir>/checkpoints/step-N.tmp`, then renamed to `step-N` with a COMPLETE marker
-inside, so a run resumes only from a checkpoint that was written whole. The run resumes automatically from the
-last complete checkpoint in `out_dir` (the global step continues, not from zero). CUDA and bf16 are used when
+inside, so a run resumes only from a checkpoint that was written whole, and announced to `on_log` (`{"event":
+"checkpoint"}`: the worker copies it to the artifact store). The run resumes automatically from the last complete
+checkpoint in `out_dir` (the global step continues, not from zero). CUDA and bf16 are used when
 present, the CPU and fp32 otherwise.
 """
 
@@ -312,9 +313,10 @@ def run(
         on_log(entry)
         if step % config.checkpoint_every == 0 and step < total_steps:
             if main:
-                save_checkpoint(
+                saved = save_checkpoint(
                     accelerator.unwrap_model(model), optimizer, schedule, step, out_dir, config.keep_checkpoints
                 )
+                on_log({"event": "checkpoint", "step": step, "name": saved.name})  # the worker stores it
             accelerator.wait_for_everyone()
     adapter_dir = model_dir = None
     if not cancelled:

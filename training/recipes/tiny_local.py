@@ -177,6 +177,13 @@ class _Sample:
         return chosen + (["\n".join(missing)] if missing else [])
 
 
+def build_name(documents: list[str], config: TinyConfig = TinyConfig()) -> str:
+    """The build's folder name, `tiny-local-<16 hex>`: the same documents and settings give the same name (and model),
+    so a node finds another node's build in the artifact store instead of building it again."""
+    key = hashlib.sha256(json.dumps([asdict(config), sorted(set(documents))]).encode()).hexdigest()[:16]
+    return f"{NAME}-{key}"
+
+
 def build(
     documents: list[str],
     cache_dir: Path,
@@ -194,8 +201,7 @@ def build(
         elapsed = round(time.monotonic() - started, 2)
         report({"event": "build", "stage": name, "step": step, "total": total, "elapsed": elapsed, **extra})
 
-    key = hashlib.sha256(json.dumps([asdict(config), sorted(set(documents))]).encode()).hexdigest()[:16]
-    target = Path(cache_dir) / f"tiny-local-{key}"
+    target = Path(cache_dir) / build_name(documents, config)
     if (target / "COMPLETE").exists():
         stage("base model found in the cache")
         return target

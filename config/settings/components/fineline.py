@@ -12,6 +12,12 @@ FINELINE_RUN_LEASE_SECONDS = int(os.environ.get("FINELINE_RUN_LEASE_SECONDS", 12
 FINELINE_EVALUATION_LEASE_SECONDS = int(os.environ.get("FINELINE_EVALUATION_LEASE_SECONDS", 120))
 # Processes per run on a GPU node: "auto" is one per visible GPU (DDP under torchrun); a number forces it.
 FINELINE_TRAIN_PROCESSES = os.environ.get("FINELINE_TRAIN_PROCESSES", "auto")
+# Where runs' checkpoints, adapters and merged weights and tiny-local's builds live, reached by every node
+# (core/store.py): a local folder (unset: $FINELINE_VAR_DIR/store, enough for one host) or an S3-compatible bucket, s3://bucket/prefix,
+# with FINELINE_S3_ENDPOINT_URL for MinIO, Ceph or another non-AWS endpoint and the credentials in AWS_ACCESS_KEY_ID
+# and AWS_SECRET_ACCESS_KEY. With several GPU nodes it must be a bucket (or a folder all of them mount).
+FINELINE_ARTIFACT_STORE = os.environ.get("FINELINE_ARTIFACT_STORE", "").strip()
+FINELINE_S3_ENDPOINT_URL = os.environ.get("FINELINE_S3_ENDPOINT_URL", "").strip()
 FINELINE_RUN_MAX_ATTEMPTS = int(os.environ.get("FINELINE_RUN_MAX_ATTEMPTS", 3))
 FINELINE_RECOVERY_INTERVAL = float(os.environ.get("FINELINE_RECOVERY_INTERVAL", 30))
 # The base models the launch form offers (a run may also name a Hugging Face id, or a folder under
