@@ -5,6 +5,10 @@ that a job never runs twice at once. A heartbeat thread renews the lease three t
 lives, even through a long model load or checkpoint write (`Heartbeat`). The periodic recovery (celery beat, and every
 worker at start) finds the jobs whose lease expired (`recover_expired`); what becomes of them is the app's to say: a
 training run resumes from its last checkpoint, an evaluation starts over.
+
+A worker cut off from the database outlives its lease without knowing it; when it comes back, another worker may hold
+the job. Every write of a running job goes through `write` (or filters on `held`), so the old holder's first write
+finds the job gone (LeaseLost) and it stops, instead of overwriting the new holder's progress and artifacts.
 """
 
 from __future__ import annotations
@@ -53,6 +57,22 @@ def claim(model: type[LeasedJob], pk: int, worker: str) -> bool:
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
         .update(status=status.RUNNING, lease_owner=worker, lease_until=now + lease_length(model), started_at=now)
     )
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job: its lease ran out (a network partition, a long pause) and another worker
+    took it over. The worker stops and writes nothing more to the job's row or its artifacts."""
+
+
+def held(model: type[LeasedJob], pk: int, worker: str):
+    """The job's row while `worker` holds it (an empty queryset once another worker took it over)."""
+    return model.objects.filter(pk=pk, lease_owner=worker)
+
+
+def write(model: type[LeasedJob], pk: int, worker: str, **changes: Any) -> None:
+    """Update the job's row as its holder; LeaseLost when `worker` no longer holds it (nothing is written)."""
+    if not held(model, pk, worker).update(**changes):
+        raise LeaseLost(f"{model._meta.verbose_name} #{pk} is no longer held by {worker}")
 
 
 def finished(status: str, **changes: Any) -> dict[str, Any]:

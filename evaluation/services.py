@@ -127,8 +127,11 @@ def prompt_variant_delete(*, variant: PromptVariant) -> None:
 class _Progress:
     """Counts units of work on the row (answers generated, answers judged), at most one write a second."""
 
-    def __init__(self, evaluation: Evaluation):
-        self.evaluation, self.pending, self.written = evaluation, 0, timezone.now()
+    def __init__(self, evaluation: Evaluation, worker: str):
+        self.evaluation, self.worker, self.pending, self.written = evaluation, worker, 0, timezone.now()
+
+    def write(self, **changes) -> None:
+        leases.write(Evaluation, self.evaluation.pk, self.worker, **changes)  # LeaseLost once another worker holds it
 
     def __call__(self, done: int) -> None:
         self.pending += done
@@ -136,17 +139,17 @@ class _Progress:
             self.flush()
 
     def flush(self) -> None:
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(done=F("done") + self.pending)
+        self.write(done=F("done") + self.pending)
         self.pending, self.written = 0, timezone.now()
 
     def stage(self, text: str) -> None:
         self.flush()
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(stage=text)
+        self.write(stage=text)
         self.log(text)
 
     def log(self, line: str) -> None:
         self.evaluation.log += f"{timezone.now():%H:%M:%S} {line}\n"
-        Evaluation.objects.filter(pk=self.evaluation.pk).update(log=leases.log_kept(self.evaluation.log))
+        self.write(log=leases.log_kept(self.evaluation.log))
 
 
 def _queries(version: DatasetVersion, split: str, limit: int | None = None) -> list[dict]:
@@ -377,7 +380,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         return None
     evaluation = Evaluation.objects.select_related("project", "training_run", "dataset_version").get(pk=evaluation_id)
     project, run = evaluation.project, evaluation.training_run
-    progress = _Progress(evaluation)
+    progress = _Progress(evaluation, worker)
     heartbeat = leases.Heartbeat(Evaluation, evaluation.pk, worker)  # renews the lease through a long model load
     heartbeat.start()
     try:
@@ -390,9 +393,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         read = _label_reader(project, shape["label_source"])
         generating = [s for s in evaluation.systems if s != "frontier" or _frontier_configured()]
         judged = [s for s in generating if s != "embedding_classifier"] if judge else []
-        Evaluation.objects.filter(pk=evaluation.pk).update(
-            total=len(queries) * (len(generating) + len(judged)), done=0, results=[], verdict={}, error=""
-        )
+        progress.write(total=len(queries) * (len(generating) + len(judged)), done=0, results=[], verdict={}, error="")
         EvaluationAnswer.objects.filter(evaluation=evaluation).delete()  # a rerun after a lost worker starts over
         base = base_models.trained_base(run)  # checked again: never another project's folder
         results, per_example = [], {}
@@ -401,7 +402,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
             entry = {"system": system, "name": name, "status": "succeeded", "metrics": {}, "notes": ""}
             try:
                 out = _answers(system, evaluation, queries, base, fits, read, progress, entry)
-            except SoftTimeLimitExceeded:
+            except (SoftTimeLimitExceeded, leases.LeaseLost):
                 raise  # the evaluation is out of time, not this system: it fails as a whole and says so
             except Exception as error:  # one system failing does not lose the others
                 entry.update(status="failed", notes=server_paths.redact(f"{type(error).__name__}: {error}"))
@@ -421,7 +422,7 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
                 for q, answer, row in zip(queries, out.answers, rows, strict=True)
             )
             results.append(entry)
-            Evaluation.objects.filter(pk=evaluation.pk).update(results=results)
+            progress.write(results=results)
         majority = _majority_row(evaluation.dataset_version, queries) if project.labels else None
         if majority is not None:
             results.append(majority[0])
@@ -430,12 +431,13 @@ def evaluation_execute(*, evaluation_id: int, worker: str | None = None) -> Eval
         decided = verdicts.verdict(results, evaluation.primary_metrics, per_example, queries, shape)
         _record_baseline(project, results, evaluation.primary_metrics)
         progress.flush()
-        Evaluation.objects.filter(pk=evaluation.pk).update(
-            **leases.finished(Evaluation.Status.SUCCEEDED, results=results, verdict=decided, stage="done")
-        )
+        progress.write(**leases.finished(Evaluation.Status.SUCCEEDED, results=results, verdict=decided, stage="done"))
+    except leases.LeaseLost:
+        return None  # cut off past its lease: the worker that took the evaluation over starts it again and owns it
     except Exception as error:
         failure = server_paths.redact(f"{type(error).__name__}: {error}")
-        Evaluation.objects.filter(pk=evaluation.pk).update(**leases.finished(Evaluation.Status.FAILED, error=failure))
+        failed = leases.finished(Evaluation.Status.FAILED, error=failure)
+        leases.held(Evaluation, evaluation.pk, worker).update(**failed)
         raise
     finally:
         heartbeat.stopped.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from .recipes import tiny_local
 from .recipes.config import OPTIONS
 
 TINY_LOCAL = tiny_local.NAME
+logger = logging.getLogger(__name__)
 METRICS_KEPT = 5000
 
 
@@ -214,7 +216,8 @@ def _truncation_line(truncation: dict) -> str:
 
 
 def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
-    """Run the fine-tune on this worker (resuming from its last complete checkpoint); None if another holds it."""
+    """Run the fine-tune on this worker (resuming from its last complete checkpoint); None if another holds it, or
+    took it over meanwhile (this worker was cut off past its lease: it stops at its next write)."""
     from .recipes import sft
 
     worker = worker or leases.worker_name()
@@ -275,6 +278,8 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             folder = out_dir / "checkpoints" / f"step-{int(entry['step'])}"
             if not (folder / "COMPLETE").is_file():
                 return  # a multi-process run may have pruned it already: a newer one follows
+            if not leases.held(TrainingRun, run.pk, worker).exists():
+                raise leases.LeaseLost(f"run #{run.pk} is held by another worker now")  # its checkpoints, not ours
             keep = int(run.config.get("keep_checkpoints") or sft.SFTConfig.keep_checkpoints)
             sent = artifacts.checkpoint_publish(run.pk, folder, keep=keep)
             state["log"] += f"checkpoint step-{entry['step']} stored ({sent:,} bytes)\n"
@@ -286,7 +291,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
                 line += f" val_loss {entry['val_loss']}"
             state["log"] += line + "\n"
         changes["log"] = leases.log_kept(state["log"])
-        TrainingRun.objects.filter(pk=run.pk).update(**changes)
+        leases.write(TrainingRun, run.pk, worker, **changes)  # LeaseLost (the run stops) once another holds it
 
     def should_stop() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.CANCELLING).exists()
@@ -311,12 +316,18 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
         final_dir = result.adapter_dir or result.model_dir
         if not result.cancelled and final_dir is not None:
+            if not leases.held(TrainingRun, run.pk, worker).exists():
+                raise leases.LeaseLost(f"run #{run.pk} is held by another worker now")
             sent = artifacts.publish(run.pk, "adapter" if result.adapter_dir else "model", final_dir)
             state["log"] += f"{final_dir.name} stored ({sent:,} bytes)\n"
-            TrainingRun.objects.filter(pk=run.pk).update(log=leases.log_kept(state["log"]))
+            leases.write(TrainingRun, run.pk, worker, log=leases.log_kept(state["log"]))
+    except leases.LeaseLost:
+        # Cut off long enough for the run to be handed to another worker, which now owns it: stop, write nothing.
+        logger.warning("run #%s was taken over by another worker; this one stops", run.pk)
+        return None
     except Exception as error:
         failed = leases.finished(TrainingRun.Status.FAILED, error=_failure(error))
-        TrainingRun.objects.filter(pk=run.pk).update(**failed)
+        leases.held(TrainingRun, run.pk, worker).update(**failed)
         raise
     finally:
         heartbeat.stopped.set()
@@ -345,12 +356,13 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     if not result.cancelled and not run.project.tokenizer:
         # The project's token lengths are estimates until a base model's tokenizer exists: now one does.
         curation_services.project_tokenizer_adopt(project=run.project, tokenizer=base)
-    TrainingRun.objects.filter(pk=run.pk).update(
+    if not leases.held(TrainingRun, run.pk, worker).update(
         **leases.finished(final),
         output_dir=str(out_dir),
         adapter_dir=str(result.adapter_dir or result.model_dir or ""),
         deployment=deployment,
-    )
+    ):
+        return None  # taken over at the last moment: the new holder finishes it
     run.refresh_from_db()
     return run
 

@@ -235,3 +235,64 @@ def test_a_run_killed_on_one_node_resumes_on_another_and_a_third_evaluates_it(
     top = f"{project.slug}-run{run.pk}-adapter"
     assert files == {f"{top}/{name}": b"".join(stored.stream(key, name)) for name, _ in stored.files(key)}
     assert f"{top}/adapter_model.safetensors" in files and not nodes["web"].joinpath("cache").exists()
+
+
+def test_a_worker_cut_off_past_its_lease_stops_and_overwrites_nothing(
+    project, lead, version, small_base, tmp_path, settings
+):
+    """Node A trains; its lease runs out while it is cut off, and node B takes the run over (recovery, then B's
+    claim). A's next write finds the run held by B: A stops there, and neither the row nor the store gets anything
+    more from it (no progress, no checkpoint, no adapter, no final status)."""
+    import threading
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from core import leases
+
+    settings.VAR_DIR = tmp_path
+    run = services.training_run_create(
+        project=project, user=lead, dataset_version=version, base_model=small_base,
+        options={"max_steps": 400, "batch_size": 4, "checkpoint_every": 2}, override_readiness="takeover",
+    )  # fmt: skip
+    outcome = {}
+
+    def node_a():
+        try:
+            outcome["run"] = services.training_run_execute(run_id=run.pk, worker="node-a:1")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=node_a)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while TrainingRun.objects.get(pk=run.pk).step < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        lease_owner="node-b:1", lease_until=timezone.now() + leases.lease_length(TrainingRun)
+    )
+    taken = TrainingRun.objects.get(pk=run.pk)
+    stored = stores.store().units(artifacts.checkpoints_key(run.pk))
+    thread.join(timeout=120)
+    assert not thread.is_alive() and outcome["run"] is None
+    after = TrainingRun.objects.get(pk=run.pk)
+    assert (after.status, after.lease_owner, after.step, after.log) == ("running", "node-b:1", taken.step, taken.log)
+    assert after.step < 400 and after.finished_at is None and after.error == ""
+    assert stores.store().units(artifacts.checkpoints_key(run.pk)) == stored
+    assert not stores.store().complete(artifacts.run_key(run.pk, "adapter"))
+
+
+def test_an_evaluation_taken_over_stops_at_its_next_write(project, lead, version):
+    from core import leases
+
+    run = TrainingRun.objects.create(
+        project=project, dataset_version=version, base_model="tiny-local", status="succeeded"
+    )
+    evaluation = evaluation_services.evaluation_create(project=project, user=lead, training_run=run, enqueue=False)
+    assert leases.claim(Evaluation, evaluation.pk, "node-a:1")
+    progress = evaluation_services._Progress(evaluation, "node-a:1")
+    progress.stage("answering")
+    Evaluation.objects.filter(pk=evaluation.pk).update(lease_owner="node-b:1")
+    with pytest.raises(leases.LeaseLost):
+        progress.stage("scoring")
+    assert Evaluation.objects.get(pk=evaluation.pk).stage == "answering"
