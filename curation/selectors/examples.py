@@ -86,8 +86,13 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def example_get(*, project: Project, example_id: int) -> Example:
-    example = Example.objects.filter(project=project, pk=example_id).first()
+def example_get(*, project: Project, example_id: int, for_review: bool = False) -> Example:
+    """The project's example (404 otherwise). `for_review`: under its row lock, with what a review writes from (call
+    it inside a transaction)."""
+    examples = Example.objects.filter(project=project, pk=example_id)
+    if for_review:
+        examples = examples.select_for_update(of=("self",)).select_related("locked_by", "import_job")
+    example = examples.first()
     if example is None:
         raise Http404("No such example.")
     example.project = project

@@ -29,11 +29,13 @@ def review_progress_many(*, projects: list[Project]) -> dict[int, dict[str, int]
     for project_id, status, count in rows:
         if count:
             counts[project_id][status] = counts[project_id].get(status, 0) + count
-    progress = {}
-    for project_id, by_status in counts.items():
-        total = sum(by_status.values())
-        progress[project_id] = {"total": total, "reviewed": total - by_status.get(ReviewStatus.PENDING, 0), **by_status}
-    return progress
+    return {project_id: progress_of(by_status) for project_id, by_status in counts.items()}
+
+
+def progress_of(by_status: dict[str, int]) -> dict[str, int]:
+    """The review progress from the examples counted by status: total, reviewed, and each status."""
+    total = sum(by_status.values())
+    return {"total": total, "reviewed": total - by_status.get(ReviewStatus.PENDING, 0), **by_status}
 
 
 def draft_get(*, example: Example, user: AbstractBaseUser) -> Draft | None:

@@ -51,7 +51,7 @@ def example_update(
             "Only a project lead sets an example's status directly; experts decide through the review, "
             f"which needs {example.project.reviews_required} review(s)."
         )
-    values = _example_clean(example.project, changes)
+    values = example_values_clean(example.project, changes)
     with transaction.atomic():
         _revision_initial(example)
         update = Example.objects.filter(pk=example.pk, version=version)
@@ -60,7 +60,7 @@ def example_update(
             with transaction.atomic() if "messages" in values else nullcontext():
                 updated = update.update(**values, version=F("version") + 1, updated_at=timezone.now())
         except IntegrityError:
-            raise ServiceError("these messages duplicate another example of the project.", field="messages")
+            raise _duplicate(example, values)
         if not updated:
             raise VersionConflict(Example.objects.get(pk=example.pk))
         if "messages" in values:
@@ -69,6 +69,53 @@ def example_update(
             setattr(example, key, value)
         example.version = version + 1
         _revision_save(example, kind=kind, author=user, comment=comment)
+    return example
+
+
+def example_states_write(
+    *,
+    example: Example,
+    user: AbstractBaseUser,
+    version: int,
+    states: list[tuple[dict[str, Any], str]],
+    also: dict[str, Any] | None = None,
+    kind: str = Revision.Kind.REVIEW,
+) -> Example:
+    """Apply successive changes (each already cleaned, with its comment) in one UPDATE, with `also` (columns that are
+    not the content: a review's settlement, the lock), and keep each state as a revision, after the state the example
+    had before its first change, in one INSERT. The caller holds the row (VersionConflict if `version` is stale)."""
+    revisions = []
+    if states and example.version == 1:
+        author_id = example.import_job.created_by_id if example.import_job_id else None
+        revisions.append(
+            _revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)
+        )
+    values: dict[str, Any] = {}
+    new_version = version
+    for changes, comment in states:
+        for key, value in changes.items():
+            setattr(example, key, value)
+        values.update(changes)
+        new_version += 1
+        example.version = new_version
+        revisions.append(_revision_of(example, kind=kind, author_id=user.pk if user else None, comment=comment))
+    fields = {**values, **(also or {})}
+    if states:
+        fields.update(version=new_version, updated_at=timezone.now())
+    try:
+        with transaction.atomic() if "messages" in values else nullcontext():
+            updated = Example.objects.filter(pk=example.pk, version=version).update(**fields)
+    except IntegrityError:
+        raise _duplicate(example, values)
+    if not updated:
+        raise VersionConflict(Example.objects.get(pk=example.pk))
+    if "messages" in values:
+        _example_search_refresh(example.pk)
+    for key, value in (also or {}).items():
+        setattr(example, key, value)
+    if revisions:
+        # The state before the first change may be being stored by a concurrent first edit: ON CONFLICT, nothing.
+        Revision.objects.bulk_create(revisions, ignore_conflicts=True)
     return example
 
 
@@ -95,7 +142,19 @@ def _revision_of(example: Example, *, kind: str, author_id, comment: str = "", c
     )
 
 
-def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
+def _duplicate(example: Example, values: dict[str, Any]) -> ServiceError:
+    """The error for new messages that the unique index refused: they are another example's (named)."""
+    duplicate = (
+        Example.objects.filter(project_id=example.project_id, content_hash=values.get("content_hash"))
+        .exclude(pk=example.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    named = f"example #{duplicate}" if duplicate is not None else "another example of the project"
+    return ServiceError(f"these messages duplicate {named}.", field="messages")
+
+
+def example_values_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     limits = import_limits()
     try:
@@ -106,13 +165,7 @@ def _example_clean(project: Project, changes: dict[str, Any]) -> dict[str, Any]:
             values["content_hash"] = formats.content_hash(messages_json)
             fits = formats.answer_checker(project.output_format)
             values["format_ok"] = fits(formats.last_answer(messages)) if fits else None
-            duplicate = (
-                Example.objects.filter(project=project, content_hash=values["content_hash"])
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if duplicate is not None:
-                raise ServiceError(f"these messages duplicate example #{duplicate}.", field="messages")
+            # A duplicate of another example is refused by the unique index when the row is written (_duplicate).
         if "label" in changes:
             values["label"] = formats.label_clean(changes["label"], frozenset(project.labels))
         if "tags" in changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -17,7 +18,8 @@ from core.errors import ServiceError
 
 from .. import formats
 from ..models import Draft, Example, Project, Review, ReviewStatus, Revision
-from .examples import VersionConflict, example_update
+from ..selectors.review import progress_of
+from .examples import VersionConflict, example_states_write, example_update, example_values_clean
 
 
 class ExampleLocked(Exception):
@@ -44,7 +46,12 @@ def _remember_current(reviewer: AbstractBaseUser, example: Example) -> None:
 
 
 def review_queue_next(
-    *, project: Project, reviewer: AbstractBaseUser, after_id: int | None = None, label: str = ""
+    *,
+    project: Project,
+    reviewer: AbstractBaseUser,
+    after_id: int | None = None,
+    label: str = "",
+    reviewed: int | None = None,
 ) -> Example | None:
     """Claim the next example for this reviewer alone.
 
@@ -56,17 +63,21 @@ def review_queue_next(
     from an example they went back to (the "previous" key), so that the example they left is never stranded
     behind them. Other examples are given back by the review, by the page that leaves them (review_lock_release)
     or by their lock's expiry. `label` limits the queue to one label (to send experts where the balance needs
-    them): when no example of that label is left, None, never an example of another label.
+    them): when no example of that label is left, None, never an example of another label. `reviewed`: the example
+    this reviewer has just reviewed, whose draft goes (with the claim, in one statement on PostgreSQL).
+
+    The example comes with `draft_id` set: this reviewer's draft of it, or None (the page needs no query to know).
     """
     now = timezone.now()
     # The example the queue gave this reviewer last and its claim's token (the lock columns are not indexed, so the
     # cache remembers it).
     current_id, current_token = cache.get(_held_key(project.pk, reviewer)) or (None, "")
-    if after_id is not None:  # the example being skipped goes back to the queue at once
-        Example.objects.filter(pk=after_id, locked_by=reviewer).update(locked_by=None, locked_until=None)
+    release = after_id if after_id is not None and after_id != reviewed else None  # a reviewed one is released
     if current_id is not None and current_id != after_id:
         # A reload, or "next" after a look back: the same example while it still needs this reviewer, held by them
         # or given back by the page that held it (its token unchanged: no colleague has claimed it meanwhile).
+        _release_and_drop(reviewer, release, reviewed)
+        release = reviewed = None
         held = Q(locked_by=reviewer, locked_until__gt=now)
         free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
         given_back = (Q(lock_token=current_token) & free) if current_token else Q(pk__in=[])
@@ -78,28 +89,101 @@ def review_queue_next(
             .first()
         )
         if current is not None and review_lock_claim(example=current, reviewer=reviewer):
+            current.draft_id = Draft.objects.filter(example=current, user=reviewer).values_list("pk", flat=True).first()
             return current
-    with transaction.atomic():
-        candidates = (
-            Example.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
-            .filter(review_count__lt=project.reviews_required)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-            .filter(**({"label": label} if label else {}))
-            .exclude(_reviewed_by(reviewer))
-            .order_by("id")
-        )
-        example = None
-        if after_id is not None:
-            example = candidates.filter(id__gt=after_id).first()
-        if example is None:
-            example = candidates.first()
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            example = _claim_pg(project, reviewer, now, label, after_id, release, reviewed)
+            if example is None and after_id is not None:  # wrap around to the start
+                example = _claim_pg(project, reviewer, now, label, None, None, None)
+        else:
+            _release_and_drop(reviewer, release, reviewed)
+            example = _claim_orm(project, reviewer, now, label, after_id)
         if example is not None:
-            example.locked_by, example.locked_until, example.lock_token = reviewer, _lock_until(), _lock_token()
-            Example.objects.filter(pk=example.pk).update(
-                locked_by=reviewer, locked_until=example.locked_until, lock_token=example.lock_token
-            )
             _remember_current(reviewer, example)
+    return example
+
+
+def _release_and_drop(reviewer: AbstractBaseUser, release: int | None, reviewed: int | None) -> None:
+    if release is not None:  # the example being skipped goes back to the queue at once
+        Example.objects.filter(pk=release, locked_by=reviewer).update(locked_by=None, locked_until=None)
+    if reviewed is not None:
+        Draft.objects.filter(example_id=reviewed, user=reviewer).delete()
+
+
+def _claim_orm(project: Project, reviewer: AbstractBaseUser, now, label: str, after_id: int | None) -> Example | None:
+    candidates = (
+        Example.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(project=project, status=ReviewStatus.PENDING, disputed=False)
+        .filter(review_count__lt=project.reviews_required)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .filter(**({"label": label} if label else {}))
+        .exclude(_reviewed_by(reviewer))
+        .order_by("id")
+    )
+    example = candidates.filter(id__gt=after_id).first() if after_id is not None else None
+    if example is None:
+        example = candidates.first()
+    if example is not None:
+        example.locked_by, example.locked_until, example.lock_token = reviewer, _lock_until(), _lock_token()
+        Example.objects.filter(pk=example.pk).update(
+            locked_by=reviewer, locked_until=example.locked_until, lock_token=example.lock_token
+        )
+        example.draft_id = Draft.objects.filter(example=example, user=reviewer).values_list("pk", flat=True).first()
+    return example
+
+
+CLAIM_SQL = """
+WITH released AS (
+    UPDATE curation_example SET locked_by_id = NULL, locked_until = NULL
+    WHERE id = %(release)s AND locked_by_id = %(reviewer)s
+), dropped AS (
+    DELETE FROM curation_draft WHERE example_id = %(reviewed)s AND user_id = %(reviewer)s
+), chosen AS (
+    SELECT e.id FROM curation_example e
+    WHERE e.project_id = %(project)s AND e.status = 'pending' AND NOT e.disputed AND e.review_count < %(required)s
+      AND (e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > %(after)s {label}
+      AND NOT EXISTS (SELECT 1 FROM curation_review r
+                      WHERE r.example_id = e.id AND r.reviewer_id = %(reviewer)s AND r.round = e.review_round)
+    ORDER BY e.id LIMIT 1
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE curation_example SET locked_by_id = %(reviewer)s, locked_until = %(until)s, lock_token = %(token)s
+WHERE id = (SELECT id FROM chosen)
+RETURNING {columns},
+    (SELECT d.id FROM curation_draft d WHERE d.example_id = curation_example.id AND d.user_id = %(reviewer)s),
+    (SELECT json_object_agg(c.status, c.n) FROM (SELECT status, SUM(n) AS n FROM curation_examplecounter
+                                                 WHERE project_id = %(project)s GROUP BY status) c)
+"""
+
+
+def _claim_pg(
+    project: Project, reviewer: AbstractBaseUser, now, label: str, after_id, release, reviewed
+) -> Example | None:
+    """The claim as one statement: give back the example skipped (`release`), drop the draft of the one reviewed,
+    take the first free example after `after_id` (SKIP LOCKED), lock it, and return it with this reviewer's draft id
+    and the project's progress (from the maintained counters, the review just written included)."""
+    fields = [field for field in Example._meta.concrete_fields if field.column != "search_vector"]
+    columns = ", ".join(f"curation_example.{field.column}" for field in fields)
+    sql = CLAIM_SQL.format(label="AND e.label = %(label)s" if label else "", columns=columns)
+    params = {"release": release, "reviewed": reviewed, "reviewer": reviewer.pk, "project": project.pk,
+              "required": project.reviews_required, "now": now, "after": after_id or 0, "label": label,
+              "until": _lock_until(), "token": _lock_token()}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for field, value in zip(fields, row[:-2], strict=True):  # as the ORM reads them (JSON decoded...)
+        column = field.get_col(Example._meta.db_table)
+        for convert in [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]:
+            value = convert(value, column, connection)
+        values.append(value)
+    example = Example.from_db(connection.alias, [field.attname for field in fields], values)
+    example.draft_id = row[-2]
+    counts = row[-1] if isinstance(row[-1], dict) else json.loads(row[-1] or "{}")
+    example.progress = progress_of({status: int(count) for status, count in counts.items() if count})
     return example
 
 
@@ -159,12 +243,19 @@ def example_review(
     messages: list | None = None,
     tags: list | None = None,
     comment: str = "",
+    locked: bool = False,
+    drop_draft: bool = True,
 ) -> Example:
     """Record an expert's review, with any edit to the conversation, label or tags, in one step.
 
     The decision is made on `version`: if the example changed since, VersionConflict (nothing is written). With one
     review required the decision sets the example's status and label; with more, the example is settled once the
     required reviews agree, and marked disputed (for the lead) when they do not.
+
+    A handful of statements whatever the settings: the review written (with the round's reviews read back in the same
+    statement on PostgreSQL), then one UPDATE of the example (edits, decision and settlement together) and one INSERT
+    of its revisions. `locked`: the caller read `example` under a row lock in its own transaction (the review page
+    does, to read it once). `drop_draft=False`: the caller deletes the reviewer's draft itself (with its next claim).
     """
     if decision not in Review.Decision.values:
         raise ServiceError(f"`decision` must be one of {', '.join(Review.Decision.values)}.", field="decision")
@@ -173,10 +264,9 @@ def example_review(
         raise ServiceError("choose a label before approving.", field="label")
     if decision == Review.Decision.NEEDS_CHANGES and not (comment or "").strip():
         raise ServiceError("say in the comment what needs to change.", field="comment")
-    with transaction.atomic():
-        current = (
-            Example.objects.select_for_update(of=("self",)).select_related("locked_by", "import_job").get(pk=example.pk)
-        )
+    # A caller that holds the row (`locked`) runs the transaction and leaves it on an error: no savepoint needed.
+    with transaction.atomic(savepoint=not locked):
+        current = example if locked else example_for_review(example_id=example.pk)
         current.project = project
         if current.locked_by_id not in (None, reviewer.pk) and current.locked_until > timezone.now():
             raise ExampleLocked(current)
@@ -191,62 +281,65 @@ def example_review(
             changes["status"] = decision
             if label:
                 changes["label"] = label
-        if changes:
-            current = example_update(
-                example=current,
-                user=reviewer,
-                version=version,
-                changes=changes,
-                comment=comment,
-                kind=Revision.Kind.REVIEW,
-            )
         label = formats.label_clean(label, frozenset(project.labels)) if label else ""
-        now = timezone.now()
-        Review.objects.bulk_create(
-            [
-                Review(
-                    example=current,
-                    reviewer=reviewer,
-                    decision=decision,
-                    label=label,
-                    comment=comment,
-                    example_version=current.version,
-                    round=current.review_round,
-                    created_at=now,
-                    updated_at=now,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["example", "reviewer", "round"],
-            update_fields=["decision", "label", "comment", "example_version", "updated_at"],
+        states: list[tuple[dict[str, Any], str]] = (
+            [(example_values_clean(project, changes), comment)] if changes else []
         )
-        reviews = list(
-            Review.objects.filter(example=current, round=current.review_round).values_list("decision", "label")
-        )
-        settled = {
-            "review_count": len(reviews),
-            "locked_by": None,
-            "locked_until": None,
-            "lock_token": "",
-            "disputed": False,
-        }
+        reviews = _review_write(current, reviewer, decision, label, comment, version + len(states))
+        settled: dict[str, Any] = {"review_count": len(reviews), "locked_by": None, "locked_until": None,
+                                   "lock_token": "", "disputed": False}  # fmt: skip
         if project.reviews_required > 1 and len(reviews) >= project.reviews_required:
             if len(set(reviews)) == 1:
-                current = example_update(
-                    example=current,
-                    user=reviewer,
-                    version=current.version,
-                    changes={"status": decision, "label": label},
-                    comment="The required reviews agree.",
-                    kind=Revision.Kind.REVIEW,
-                )
+                agreed = example_values_clean(project, {"status": decision, "label": label})
+                states.append((agreed, "The required reviews agree."))
             else:
                 settled["disputed"] = True
-        Example.objects.filter(pk=current.pk).update(**settled)
-        for key, value in settled.items():
-            setattr(current, key, value)
-        Draft.objects.filter(example=current, user=reviewer).delete()
+        current = example_states_write(example=current, user=reviewer, version=version, states=states, also=settled)
+        if drop_draft:
+            Draft.objects.filter(example=current, user=reviewer).delete()
     return current
+
+
+def example_for_review(*, example_id: int) -> Example:
+    """The example under a row lock, with what a review writes from (its lock holder, its import's author)."""
+    return Example.objects.select_for_update(of=("self",)).select_related("locked_by", "import_job").get(pk=example_id)
+
+
+REVIEW_WRITE_SQL = """
+WITH mine AS (
+    INSERT INTO curation_review AS r (example_id, reviewer_id, decision, label, comment, example_version, round,
+                                      created_at, updated_at)
+    VALUES (%(example)s, %(reviewer)s, %(decision)s, %(label)s, %(comment)s, %(version)s, %(round)s, %(now)s, %(now)s)
+    ON CONFLICT (example_id, reviewer_id, round) DO UPDATE SET decision = EXCLUDED.decision, label = EXCLUDED.label,
+        comment = EXCLUDED.comment, example_version = EXCLUDED.example_version, updated_at = EXCLUDED.updated_at
+    RETURNING id
+)
+SELECT decision, label FROM curation_review
+WHERE example_id = %(example)s AND round = %(round)s AND id NOT IN (SELECT id FROM mine)
+"""
+
+
+def _review_write(
+    example: Example, reviewer: AbstractBaseUser, decision: str, label: str, comment: str, version: int
+) -> list[tuple[str, str]]:
+    """Write the reviewer's review of this round (or replace theirs) and return every (decision, label) of the round.
+    On PostgreSQL one statement: the query beside the insert sees the round as it was, so this reviewer's earlier
+    review (replaced) is left out and the new one added."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        params = {"example": example.pk, "reviewer": reviewer.pk, "decision": decision, "label": label,
+                  "comment": comment, "version": version, "round": example.review_round, "now": now}  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(REVIEW_WRITE_SQL, params)
+            return [*cursor.fetchall(), (decision, label)]
+    Review.objects.bulk_create(
+        [Review(example=example, reviewer=reviewer, decision=decision, label=label, comment=comment,
+                example_version=version, round=example.review_round, created_at=now, updated_at=now)],
+        update_conflicts=True,
+        unique_fields=["example", "reviewer", "round"],
+        update_fields=["decision", "label", "comment", "example_version", "updated_at"],
+    )  # fmt: skip
+    return list(Review.objects.filter(example=example, round=example.review_round).values_list("decision", "label"))
 
 
 def examples_send_to_review(
@@ -339,9 +432,12 @@ def draft_discard(*, example: Example, user: AbstractBaseUser) -> None:
 
 
 def example_review_then_next(
-    *, example: Example, reviewer: AbstractBaseUser, queue_label: str = "", **review
+    *, example: Example, reviewer: AbstractBaseUser, queue_label: str = "", locked: bool = False, **review
 ) -> Example | None:
-    """Record a review and claim the reviewer's next example, in one transaction (one commit, not two)."""
-    with transaction.atomic():
-        example_review(example=example, reviewer=reviewer, **review)
-        return review_queue_next(project=example.project, reviewer=reviewer, after_id=example.pk, label=queue_label)
+    """Record a review and claim the reviewer's next example, in one transaction (one commit, not two): the review's
+    draft goes with the claim's statement."""
+    with transaction.atomic(savepoint=not locked):
+        done = example_review(example=example, reviewer=reviewer, locked=locked, drop_draft=False, **review)
+        return review_queue_next(
+            project=example.project, reviewer=reviewer, after_id=done.pk, label=queue_label, reviewed=done.pk
+        )

@@ -5,6 +5,7 @@ import hashlib
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +26,9 @@ def _review_context(
 
     fresh: the example was just claimed from the queue, so this reviewer has not reviewed it yet.
     """
-    draft = selectors.draft_get(example=example, user=request.user) if held and mine is None else None
+    draft = None
+    if held and mine is None and getattr(example, "draft_id", True) is not None:  # the claim says when there is none
+        draft = selectors.draft_get(example=example, user=request.user)
     source = mine or (
         {"messages": draft.messages, "label": draft.label, "tags": draft.tags, "comment": draft.comment}
         if draft
@@ -41,8 +44,10 @@ def _review_context(
         "turns": list(enumerate(source["messages"])),
         "other_tags": ", ".join(tag for tag in source["tags"] if tag != "edge_case"),
         "violations": formats.answer_violations(project.output_format, answer),
-        "progress": selectors.review_progress(project=project),
-        "previous": selectors.example_previous_reviewed(
+        "progress": getattr(example, "progress", None) or selectors.review_progress(project=project),
+        "previous": extra.pop("previous")
+        if "previous" in extra
+        else selectors.example_previous_reviewed(
             project=project, reviewer=request.user, before=example, reviewed_before=not fresh
         ),
         "my_review": None
@@ -155,28 +160,34 @@ def _format_unconfirmed(request, project, example, mine) -> HttpResponse | None:
 def review_submit(request, slug: str, pk: int):
     """Approve, reject or ask for changes, with the edits; then the next example slides in."""
     project = selectors.project_get(user=request.user, slug=slug)
-    example = selectors.example_get(project=project, example_id=pk)
-    mine = _submitted(request, example)
     decision = request.POST.get("decision", "")
     queue_label = request.POST.get("queue_label", "")
     try:
         version = int(request.POST.get("version", ""))
     except ValueError:
         return HttpResponse("The form lost its version; reload the page.", status=400)
-    if decision == Review.Decision.APPROVED and (warning := _format_unconfirmed(request, project, example, mine)):
-        return warning
+    example = None
     try:
-        next_example = services.example_review_then_next(
-            example=example,
-            reviewer=request.user,
-            version=version,
-            decision=decision,
-            label=mine["label"],
-            messages=mine["messages"],
-            tags=mine["tags"],
-            comment=mine["comment"],
-            queue_label=queue_label,
-        )
+        # One transaction: the example read once, under its row lock, then the review and the next claim.
+        with transaction.atomic():
+            example = selectors.example_get(project=project, example_id=pk, for_review=True)
+            mine = _submitted(request, example)
+            if decision == Review.Decision.APPROVED and (
+                warning := _format_unconfirmed(request, project, example, mine)
+            ):
+                return warning
+            next_example = services.example_review_then_next(
+                example=example,
+                reviewer=request.user,
+                version=version,
+                decision=decision,
+                label=mine["label"],
+                messages=mine["messages"],
+                tags=mine["tags"],
+                comment=mine["comment"],
+                queue_label=queue_label,
+                locked=True,
+            )
     except services.VersionConflict as conflict:
         return _conflict(request, project, conflict.current, mine)
     except services.ExampleLocked as locked:
@@ -190,6 +201,7 @@ def review_submit(request, slug: str, pk: int):
         )
         return _panel(request, context, status=409, push=False)
     except services.ServiceError as error:
+        example.refresh_from_db()  # rolled back: the row as it is, not as the failed write left the object
         context = _review_context(request, project, example, held=True, mine=mine, error=error.message)
         return _panel(request, context, status=422, push=False)
     if next_example is None:
@@ -200,7 +212,8 @@ def review_submit(request, slug: str, pk: int):
         return redirect(
             _in_queue(reverse("curation:review_example", kwargs={"slug": slug, "pk": next_example.pk}), queue_label)
         )
-    return _panel(request, _review_context(request, project, next_example, held=True, fresh=True))
+    context = _review_context(request, project, next_example, held=True, fresh=True, previous=example)
+    return _panel(request, context)
 
 
 def _conflict(request, project, current, mine):
