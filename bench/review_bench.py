@@ -114,8 +114,9 @@ def main() -> None:
     client = Client()
     client.force_login(expert)  # a real session row; the server below reads it like any other
     session = client.cookies["sessionid"].value
-    client.force_login(lead)
-    lead_session = client.cookies["sessionid"].value
+    lead_client = Client()  # its own session: logging in on the same client would end the expert's
+    lead_client.force_login(lead)
+    lead_session = lead_client.cookies["sessionid"].value
     port = free_port()
     server = subprocess.Popen(
         [
