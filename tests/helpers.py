@@ -214,3 +214,23 @@ def s3_bucket(endpoint: str, bucket: str) -> None:
 
     key, secret = S3_ENV["AWS_ACCESS_KEY_ID"], S3_ENV["AWS_SECRET_ACCESS_KEY"]
     s3fs.S3FileSystem(endpoint_url=endpoint, key=key, secret=secret, skip_instance_cache=True).mkdir(bucket)
+
+
+def in_thread(work) -> tuple:
+    """Start `work()` in a thread of its own (its own database connection, closed at the end), as a worker would run
+    a job beside the test; returns the thread and a dict that holds `work`'s result under "result"."""
+    import threading
+
+    from django.db import connection
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from typing import Any
 
@@ -9,7 +10,6 @@ import orjson
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ServiceError
@@ -53,29 +53,13 @@ def example_update(
         )
     values = example_values_clean(example.project, changes)
     with transaction.atomic():
-        _revision_initial(example)
-        update = Example.objects.filter(pk=example.pk, version=version)
-        try:
-            # Only new messages can collide with the unique content hash; only then is a savepoint worth its cost.
-            with transaction.atomic() if "messages" in values else nullcontext():
-                updated = update.update(**values, version=F("version") + 1, updated_at=timezone.now())
-        except IntegrityError:
-            raise _duplicate(example, values)
-        if not updated:
-            raise VersionConflict(Example.objects.get(pk=example.pk))
-        if "messages" in values:
-            _example_search_refresh(example.pk)
-        for key, value in values.items():
-            setattr(example, key, value)
-        example.version = version + 1
-        _revision_save(example, kind=kind, author=user, comment=comment)
-    return example
+        return example_states_write(example=example, user=user, version=version, states=[(values, comment)], kind=kind)
 
 
 def example_states_write(
     *,
     example: Example,
-    user: AbstractBaseUser,
+    user: AbstractBaseUser | None,
     version: int,
     states: list[tuple[dict[str, Any], str]],
     also: dict[str, Any] | None = None,
@@ -83,26 +67,26 @@ def example_states_write(
 ) -> Example:
     """Apply successive changes (each already cleaned, with its comment) in one UPDATE, with `also` (columns that are
     not the content: a review's settlement, the lock), and keep each state as a revision, after the state the example
-    had before its first change, in one INSERT. The caller holds the row (VersionConflict if `version` is stale)."""
+    had before its first change (imports write no revision, to stay fast), in one INSERT. The UPDATE is conditioned
+    on `version`: VersionConflict when it is stale, and `example` is left as it was on any error."""
     revisions = []
     if states and example.version == 1:
         author_id = example.import_job.created_by_id if example.import_job_id else None
-        revisions.append(
-            _revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)
-        )
+        initial = _revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)
+        revisions.append(initial)
+    after = copy.copy(example)  # the states, applied to a copy until the row is written
     values: dict[str, Any] = {}
-    new_version = version
     for changes, comment in states:
         for key, value in changes.items():
-            setattr(example, key, value)
+            setattr(after, key, value)
         values.update(changes)
-        new_version += 1
-        example.version = new_version
-        revisions.append(_revision_of(example, kind=kind, author_id=user.pk if user else None, comment=comment))
+        after.version += 1
+        revisions.append(_revision_of(after, kind=kind, author_id=user.pk if user else None, comment=comment))
     fields = {**values, **(also or {})}
     if states:
-        fields.update(version=new_version, updated_at=timezone.now())
+        fields.update(version=after.version, updated_at=timezone.now())
     try:
+        # Only new messages can collide with the unique content hash; only then is a savepoint worth its cost.
         with transaction.atomic() if "messages" in values else nullcontext():
             updated = Example.objects.filter(pk=example.pk, version=version).update(**fields)
     except IntegrityError:
@@ -111,19 +95,12 @@ def example_states_write(
         raise VersionConflict(Example.objects.get(pk=example.pk))
     if "messages" in values:
         _example_search_refresh(example.pk)
-    for key, value in (also or {}).items():
-        setattr(example, key, value)
     if revisions:
         # The state before the first change may be being stored by a concurrent first edit: ON CONFLICT, nothing.
         Revision.objects.bulk_create(revisions, ignore_conflicts=True)
+    for key, value in fields.items():
+        setattr(example, key, value)
     return example
-
-
-def _revision_save(example: Example, *, kind: str, author, comment: str = "") -> Revision:
-    """Keep the example's current state as a revision."""
-    revision = _revision_of(example, kind=kind, author_id=author.pk if author else None, comment=comment)
-    revision.save(force_insert=True)
-    return revision
 
 
 def _revision_of(example: Example, *, kind: str, author_id, comment: str = "", created_at=None) -> Revision:
@@ -182,21 +159,6 @@ def example_values_clean(project: Project, changes: dict[str, Any]) -> dict[str,
             raise ServiceError(f"`status` must be one of {', '.join(ReviewStatus.values)}.", field="status")
         values["status"] = changes["status"]
     return values
-
-
-def _revision_initial(example: Example) -> None:
-    """Keep the state an example had before its first change (imports write no revision, to stay fast).
-
-    Any change past version 1 has stored it already. A concurrent first edit may be storing it right now: the
-    insert then does nothing (ON CONFLICT), and if this edit's version turns out stale, it all rolls back anyway.
-    """
-    if example.version != 1:
-        return
-    author_id = example.import_job.created_by_id if example.import_job_id else None
-    Revision.objects.bulk_create(
-        [_revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)],
-        ignore_conflicts=True,
-    )
 
 
 def example_restore(*, example: Example, user: AbstractBaseUser, revision: Revision, version: int) -> Example:

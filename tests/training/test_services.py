@@ -1,11 +1,9 @@
 """Training runs through the services and the API, training for real on a tiny model (a few steps)."""
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from core import leases, server_paths
@@ -16,6 +14,8 @@ from curation.models import Example, QualityScan
 from training import services
 from training.models import TrainingRun
 from training.recipes import sft
+
+from ..helpers import in_thread
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -108,23 +108,18 @@ def test_cancel_stops_a_queued_or_a_running_run(project, lead, version, small_ba
         options={"max_steps": 400, "batch_size": 8},
         override_readiness="x",
     )
-    outcome = {}
 
     def work():
-        try:
-            with override_settings(VAR_DIR=tmp_path):
-                outcome["run"] = services.training_run_execute(run_id=running.pk, worker="w1")
-        finally:
-            connection.close()
+        with override_settings(VAR_DIR=tmp_path):
+            return services.training_run_execute(run_id=running.pk, worker="w1")
 
-    worker = threading.Thread(target=work)
-    worker.start()
+    worker, outcome = in_thread(work)
     deadline = time.monotonic() + 120
     while TrainingRun.objects.get(pk=running.pk).step < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert services.training_run_cancel(run=running).status == "cancelling"
     worker.join(timeout=120)
-    stopped = outcome["run"]
+    stopped = outcome["result"]
     assert stopped.status == "cancelled" and 2 <= stopped.step < 400 and stopped.finished_at
 
 

@@ -19,7 +19,7 @@ from evaluation.models import Evaluation
 from training import artifacts, base_models, services
 from training.models import TrainingRun
 
-from ..helpers import S3_ENV, service_env, start_s3_server, start_worker, stop_worker
+from ..helpers import S3_ENV, in_thread, service_env, start_s3_server, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -243,9 +243,6 @@ def test_a_worker_cut_off_past_its_lease_stops_and_overwrites_nothing(
     """Node A trains; its lease runs out while it is cut off, and node B takes the run over (recovery, then B's
     claim). A's next write finds the run held by B: A stops there, and neither the row nor the store gets anything
     more from it (no progress, no checkpoint, no adapter, no final status)."""
-    import threading
-
-    from django.db import connection
     from django.utils import timezone
 
     from core import leases
@@ -255,16 +252,7 @@ def test_a_worker_cut_off_past_its_lease_stops_and_overwrites_nothing(
         project=project, user=lead, dataset_version=version, base_model=small_base,
         options={"max_steps": 400, "batch_size": 4, "checkpoint_every": 2}, override_readiness="takeover",
     )  # fmt: skip
-    outcome = {}
-
-    def node_a():
-        try:
-            outcome["run"] = services.training_run_execute(run_id=run.pk, worker="node-a:1")
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=node_a)
-    thread.start()
+    thread, outcome = in_thread(lambda: services.training_run_execute(run_id=run.pk, worker="node-a:1"))
     deadline = time.monotonic() + 120
     while TrainingRun.objects.get(pk=run.pk).step < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -274,7 +262,7 @@ def test_a_worker_cut_off_past_its_lease_stops_and_overwrites_nothing(
     taken = TrainingRun.objects.get(pk=run.pk)
     stored = stores.store().units(artifacts.checkpoints_key(run.pk))
     thread.join(timeout=120)
-    assert not thread.is_alive() and outcome["run"] is None
+    assert not thread.is_alive() and outcome["result"] is None
     after = TrainingRun.objects.get(pk=run.pk)
     assert (after.status, after.lease_owner, after.step, after.log) == ("running", "node-b:1", taken.step, taken.log)
     assert after.step < 400 and after.finished_at is None and after.error == ""
