@@ -69,6 +69,12 @@ def held(model: type[LeasedJob], pk: int, worker: str):
     return model.objects.filter(pk=pk, lease_owner=worker)
 
 
+def ensure_held(model: type[LeasedJob], pk: int, worker: str) -> None:
+    """LeaseLost when `worker` no longer holds the job (before work whose result only the holder may keep)."""
+    if not held(model, pk, worker).exists():
+        raise LeaseLost(f"{model._meta.verbose_name} #{pk} is no longer held by {worker}")
+
+
 def write(model: type[LeasedJob], pk: int, worker: str, **changes: Any) -> None:
     """Update the job's row as its holder; LeaseLost when `worker` no longer holds it (nothing is written)."""
     if not held(model, pk, worker).update(**changes):

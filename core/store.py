@@ -143,8 +143,13 @@ class Store:
 
     def stream(self, key: str, relative: str) -> Iterator[bytes]:
         with self.open(key, relative) as source:
-            while chunk := source.read(CHUNK):
-                yield chunk
+            yield from chunks(source)
+
+
+def chunks(source) -> Iterator[bytes]:
+    """A binary file read a CHUNK at a time."""
+    while chunk := source.read(CHUNK):
+        yield chunk
 
 
 def store_url() -> str:

@@ -25,7 +25,6 @@ from core import store as stores
 
 from .models import TrainingRun
 
-CHUNK = 1024 * 1024
 NAMES = {
     "adapter": "LoRA adapter (safetensors)",
     "model": "Model (safetensors)",
@@ -101,8 +100,7 @@ def _folder_artifact(folder: Path) -> Artifact:
 
     def read(relative: str) -> Iterator[bytes]:
         with (folder / relative).open("rb") as source:
-            while chunk := source.read(CHUNK):
-                yield chunk
+            yield from stores.chunks(source)
 
     return Artifact(files, read)
 
@@ -123,22 +121,22 @@ def download_artifact(run: TrainingRun, name: str) -> Artifact | None:
     return Artifact(files, lambda relative: store.stream(key, relative))
 
 
-def run_artifacts(run: TrainingRun) -> list[str]:
-    """The names of the run's artifacts that can be downloaded."""
+def run_artifacts(run: TrainingRun) -> dict[str, str]:
+    """The run's artifacts that can be downloaded, by name, with where each lies: the worker's folder on its own node,
+    else the store's unit."""
     if run.status != TrainingRun.Status.SUCCEEDED:
-        return []
+        return {}
     store = stores.store()
-    return [
-        name
-        for name in NAMES
-        if _has(run, name) and (_local(run, name) is not None or store.complete(run_key(run.pk, name)))
-    ]
-
-
-def location(run: TrainingRun, name: str) -> str:
-    """Where the run's artifact lies: the worker's folder on its own node, else the store's unit."""
-    local = _local(run, name)
-    return str(local) if local is not None else stores.store().location(run_key(run.pk, name))
+    found = {}
+    for name in NAMES:
+        if not _has(run, name):
+            continue
+        local = _local(run, name)
+        if local is not None:
+            found[name] = str(local)
+        elif store.complete(run_key(run.pk, name)):
+            found[name] = store.location(run_key(run.pk, name))
+    return found
 
 
 def publish(run_id: int, name: str, folder: Path) -> int:

@@ -218,8 +218,8 @@ def training_run_artifact_list(*, run: TrainingRun) -> list[dict[str, str]]:
     it lies: on the server relative to the data folder ($FINELINE_VAR_DIR/runs/run-12/...), or in the store
     (s3://bucket/prefix/runs/run-12/adapter)."""
     return [
-        {"name": name, "label": artifacts.NAMES[name], "path": server_paths.redact(artifacts.location(run, name))}
-        for name in artifacts.run_artifacts(run)
+        {"name": name, "label": artifacts.NAMES[name], "path": server_paths.redact(where)}
+        for name, where in artifacts.run_artifacts(run).items()
     ]
 
 

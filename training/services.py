@@ -278,8 +278,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             folder = out_dir / "checkpoints" / f"step-{int(entry['step'])}"
             if not (folder / "COMPLETE").is_file():
                 return  # a multi-process run may have pruned it already: a newer one follows
-            if not leases.held(TrainingRun, run.pk, worker).exists():
-                raise leases.LeaseLost(f"run #{run.pk} is held by another worker now")  # its checkpoints, not ours
+            leases.ensure_held(TrainingRun, run.pk, worker)  # the store's checkpoints are the holder's
             keep = int(run.config.get("keep_checkpoints") or sft.SFTConfig.keep_checkpoints)
             sent = artifacts.checkpoint_publish(run.pk, folder, keep=keep)
             state["log"] += f"checkpoint step-{entry['step']} stored ({sent:,} bytes)\n"
@@ -316,8 +315,7 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
             result = sft.run(config, rows["train"], rows["val"], out_dir, on_log=on_log, should_stop=should_stop)
         final_dir = result.adapter_dir or result.model_dir
         if not result.cancelled and final_dir is not None:
-            if not leases.held(TrainingRun, run.pk, worker).exists():
-                raise leases.LeaseLost(f"run #{run.pk} is held by another worker now")
+            leases.ensure_held(TrainingRun, run.pk, worker)
             sent = artifacts.publish(run.pk, "adapter" if result.adapter_dir else "model", final_dir)
             state["log"] += f"{final_dir.name} stored ({sent:,} bytes)\n"
             leases.write(TrainingRun, run.pk, worker, log=leases.log_kept(state["log"]))

@@ -172,7 +172,7 @@ def run_merge(request, slug: str, pk: int):
 
 def artifact_response(run: TrainingRun, name: str) -> StreamingHttpResponse:
     """The run's artifact `name` as a tar download (the browser page and the API both answer with it)."""
-    artifact = artifacts.download_artifact(run, name) if name in artifacts.NAMES else None
+    artifact = artifacts.download_artifact(run, name)
     if artifact is None:
         raise Http404("No such artifact.")
     top = f"{run.project.slug}-run{run.pk}-{name}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -89,7 +88,7 @@ def review_queue_next(
             .first()
         )
         if current is not None and review_lock_claim(example=current, reviewer=reviewer):
-            current.draft_id = Draft.objects.filter(example=current, user=reviewer).values_list("pk", flat=True).first()
+            current.draft_id = _draft_id(current, reviewer)
             return current
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
@@ -129,8 +128,12 @@ def _claim_orm(project: Project, reviewer: AbstractBaseUser, now, label: str, af
         Example.objects.filter(pk=example.pk).update(
             locked_by=reviewer, locked_until=example.locked_until, lock_token=example.lock_token
         )
-        example.draft_id = Draft.objects.filter(example=example, user=reviewer).values_list("pk", flat=True).first()
+        example.draft_id = _draft_id(example, reviewer)
     return example
+
+
+def _draft_id(example: Example, reviewer: AbstractBaseUser) -> int | None:
+    return Draft.objects.filter(example=example, user=reviewer).values_list("pk", flat=True).first()
 
 
 CLAIM_SQL = """
@@ -163,7 +166,7 @@ def _claim_pg(
     """The claim as one statement: give back the example skipped (`release`), drop the draft of the one reviewed,
     take the first free example after `after_id` (SKIP LOCKED), lock it, and return it with this reviewer's draft id
     and the project's progress (from the maintained counters, the review just written included)."""
-    fields = [field for field in Example._meta.concrete_fields if field.column != "search_vector"]
+    fields = Example._meta.concrete_fields
     columns = ", ".join(f"curation_example.{field.column}" for field in fields)
     sql = CLAIM_SQL.format(label="AND e.label = %(label)s" if label else "", columns=columns)
     params = {"release": release, "reviewed": reviewed, "reviewer": reviewer.pk, "project": project.pk,
@@ -182,7 +185,7 @@ def _claim_pg(
         values.append(value)
     example = Example.from_db(connection.alias, [field.attname for field in fields], values)
     example.draft_id = row[-2]
-    counts = row[-1] if isinstance(row[-1], dict) else json.loads(row[-1] or "{}")
+    counts = row[-1] or {}  # a json value: psycopg decodes it (Django leaves only jsonb as text, for its fields)
     example.progress = progress_of({status: int(count) for status, count in counts.items() if count})
     return example
 
