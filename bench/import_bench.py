@@ -80,12 +80,14 @@ def generate(path: Path, rows: int, seed: int) -> int:
     return path.stat().st_size
 
 
-def django_on_fresh_database(db_name: str, **env: str) -> None:
-    """For the benches that run Django in their own process: drop and create `db_name`, point this process at it
-    (plus `env`), set Django up and migrate."""
+def django_on_fresh_database(db_name: str, *, keep: bool = False, **env: str) -> None:
+    """For the benches that run Django in their own process: drop and create `db_name` (`keep`: reuse it when it
+    exists), point this process at it (plus `env`), set Django up and migrate."""
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {db_name}")
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
+        if not (keep and exists):
+            admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {db_name}")
     os.environ.update(
         {
             "DATABASE_URL": f"{SERVER}/{db_name}",

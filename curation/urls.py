@@ -18,6 +18,7 @@ urlpatterns = [
     path("projects/<slug:slug>/review/", review.review_next, name="review_next"),
     path("projects/<slug:slug>/examples/", examples.example_list, name="example_list"),
     path("projects/<slug:slug>/examples/bulk/", examples.example_bulk, name="example_bulk"),
+    path("projects/<slug:slug>/examples/count/", examples.example_count, name="example_count"),
     path("projects/<slug:slug>/examples/<int:pk>/review/", review.review_example, name="review_example"),
     path("projects/<slug:slug>/examples/<int:pk>/submit/", review.review_submit, name="review_submit"),
     path("projects/<slug:slug>/examples/<int:pk>/draft/", review.review_draft, name="review_draft"),

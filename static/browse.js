@@ -46,7 +46,8 @@
     const name = action ? action.options[action.selectedIndex].text : "Apply";
     let count = checked();
     if (all && all.checked) {
-      count = document.querySelector("[data-bulk-matching]").dataset.bulkMatching;
+      // Empty while the count is still on its way: the action takes every example the filter matches.
+      count = document.querySelector("[data-bulk-matching]").dataset.bulkMatching || "every matching";
     } else if (count === 0) {
       window.alert("Check the examples to act on, or choose all that match the filter.");
       event.preventDefault();

@@ -3,6 +3,7 @@
 from .examples import (
     ExportError,
     RevisionView,
+    example_count_counted,
     example_count_upto,
     example_export_lines,
     example_get,
@@ -54,6 +55,7 @@ __all__ = [
     "duplicate_cluster_members",
     "duplicate_cluster_totals",
     "duplicate_clusters",
+    "example_count_counted",
     "example_count_upto",
     "example_counts",
     "example_export_lines",

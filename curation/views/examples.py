@@ -58,8 +58,11 @@ def example_list(request, slug: str):
         "reviewers": project.memberships.select_related("user").order_by("user__username"),
         "query": request.GET.urlencode(),
         "is_lead": is_lead,
-        # What "all matching this filter" would act on; counted only for leads, and only so far.
-        "matching": selectors.example_count_upto(examples=examples, limit=BULK_COUNT_LIMIT) if is_lead else None,
+        # What "all matching this filter" would act on, for leads: from the counters when they count by these
+        # filters; otherwise None, and the page asks example_count for it once shown (the rows do not wait for it).
+        "matching": selectors.example_count_counted(project=project, filters=filters, too_long=too_long)
+        if is_lead
+        else None,
         "matching_limit": BULK_COUNT_LIMIT,
         "bulk_actions": BULK_ACTIONS,
     }
@@ -67,6 +70,19 @@ def example_list(request, slug: str):
         template = "curation/htmx/example_rows.html" if after else "curation/htmx/example_table.html"
         return render(request, template, context)
     return render(request, "curation/example_list.html", context)
+
+
+@login_required
+@require_GET
+def example_count(request, slug: str):
+    """How many examples match the list's filters (up to BULK_COUNT_LIMIT, "more than" beyond): the bulk bar's
+    figure, asked for by the page when the counters cannot give it."""
+    project = selectors.project_get(user=request.user, slug=slug, lead=True)
+    filters, too_long = _list_filters(request.GET)
+    examples = selectors.example_list(project=project, too_long=too_long, **filters)
+    matching = selectors.example_count_upto(examples=examples, limit=BULK_COUNT_LIMIT)
+    context = {"matching": matching, "matching_limit": BULK_COUNT_LIMIT}
+    return render(request, "curation/htmx/example_matching.html", context)
 
 
 @login_required

@@ -117,6 +117,11 @@ def test_a_lead_approves_every_example_matching_the_filter(browser, live_server,
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browse-bulk.png"), full_page=True)
 
+    # A word search: the rows come at once, the count after them (the counters do not count words).
+    page.goto(f"{live_server.url}/projects/{project.slug}/examples/?q=problem")
+    page.wait_for_function("() => document.querySelector('[data-bulk-matching]').dataset.bulkMatching === '60'")
+    assert page.inner_text("[data-bulk-matching]") == "60"
+
     # Two checked rows, a tag.
     page.goto(f"{live_server.url}/projects/{project.slug}/examples/?label=P1")
     page.check("[data-bulk-id]")

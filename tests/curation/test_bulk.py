@@ -197,6 +197,34 @@ def test_a_lead_acts_on_all_matching_examples_from_the_browse_page(project, lead
     assert not Example.objects.filter(project=project, status=ReviewStatus.REJECTED).exclude(pk=examples[0].pk).exists()
 
 
+def test_the_browse_page_counts_what_a_bulk_action_takes_without_scanning_examples(project, lead, expert, lead_api):
+    """Filters the counters count by (status, label, format) read the count from them, whatever the project's size;
+    any other filter (words, tags) shows the page at once and asks for the count afterwards."""
+    examples = load(project, lead_api, 9, label="P4")
+    assert post_jsonl(lead_api, project.slug, jsonl([chat(f"a P1 question {i}", label="P1") for i in range(3)]))
+    services.example_review(example=examples[0], reviewer=lead, version=1, decision="rejected", label="P4")
+    client = Client()
+    client.force_login(lead)
+    list_url = reverse("curation:example_list", kwargs={"slug": project.slug})
+    for query, matching in [("", 12), ("?status=pending&label=P4", 8), ("?label=P1", 3), ("?format=unchecked", 12),
+                            ("?format=nonsense", 12), ("?status=rejected&format=ok", 0)]:  # fmt: skip
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(list_url + query).content.decode()
+        assert f'data-bulk-matching="{matching}"' in page, query
+        counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+        assert not any("curation_example" in sql.split("FROM")[1].split()[0] for sql in counts), counts
+
+    page = client.get(list_url + "?q=question+number").content.decode()
+    count_url = reverse("curation:example_count", kwargs={"slug": project.slug}) + "?q=question+number"
+    assert 'data-bulk-matching=""' in page and f'hx-get="{count_url}"' in page
+    assert '<strong data-bulk-matching="9">9</strong>' in client.get(count_url).content.decode()
+    tagged = client.get(reverse("curation:example_count", kwargs={"slug": project.slug}) + "?tag=none").content
+    assert b'data-bulk-matching="0"' in tagged
+    expert_client = Client()
+    expert_client.force_login(expert)
+    assert expert_client.get(count_url).status_code == 403
+
+
 def test_the_browse_page_speaks_of_texts_not_tickets(project, lead, lead_api):
     load(project, lead_api, 1, label="P4")
     client = Client()
