@@ -72,35 +72,52 @@ def review_queue_next(
     # cache remembers it).
     current_id, current_token = cache.get(_held_key(project.pk, reviewer)) or (None, "")
     release = after_id if after_id is not None and after_id != reviewed else None  # a reviewed one is released
-    if current_id is not None and current_id != after_id:
-        # A reload, or "next" after a look back: the same example while it still needs this reviewer, held by them
-        # or given back by the page that held it (its token unchanged: no colleague has claimed it meanwhile).
-        _release_and_drop(reviewer, release, reviewed)
-        release = reviewed = None
-        held = Q(locked_by=reviewer, locked_until__gt=now)
-        free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-        given_back = (Q(lock_token=current_token) & free) if current_token else Q(pk__in=[])
-        current = (
-            Example.objects.filter(held | given_back, pk=current_id, project=project)
-            .filter(status=ReviewStatus.PENDING, disputed=False, review_count__lt=project.reviews_required)
-            .filter(**({"label": label} if label else {}))
-            .exclude(_reviewed_by(reviewer))
-            .first()
-        )
-        if current is not None and review_lock_claim(example=current, reviewer=reviewer):
-            current.draft_id = _draft_id(current, reviewer)
-            return current
+    again = current_id is not None and current_id != after_id
+    # A claim alone (no review with it) is a lock that expires by itself: its commit need not wait for the disk. A
+    # crash that loses it frees the example, as its expiry would.
+    lock_only = not connection.in_atomic_block
     with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
+        if lock_only and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        example = None
+        if again:
+            # A reload, or "next" after a look back: the same example while it still needs this reviewer, held by
+            # them or given back by the page that held it (its token unchanged: no colleague has claimed it since).
+            if connection.vendor == "postgresql":
+                example = _claim_pg(project, reviewer, now, label, None, release, reviewed, again=current_id,
+                                    token=current_token)  # fmt: skip
+            else:
+                _release_and_drop(reviewer, release, reviewed)
+                example = _claim_again_orm(project, reviewer, now, label, current_id, current_token)
+            release = reviewed = None  # given back and dropped by now
+        if example is None and connection.vendor == "postgresql":
             example = _claim_pg(project, reviewer, now, label, after_id, release, reviewed)
             if example is None and after_id is not None:  # wrap around to the start
                 example = _claim_pg(project, reviewer, now, label, None, None, None)
-        else:
+        elif example is None:
             _release_and_drop(reviewer, release, reviewed)
             example = _claim_orm(project, reviewer, now, label, after_id)
         if example is not None:
             _remember_current(reviewer, example)
     return example
+
+
+def _claim_again_orm(project: Project, reviewer: AbstractBaseUser, now, label: str, current_id: int, token: str):
+    held = Q(locked_by=reviewer, locked_until__gt=now)
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    given_back = (Q(lock_token=token) & free) if token else Q(pk__in=[])
+    current = (
+        Example.objects.filter(held | given_back, pk=current_id, project=project)
+        .filter(status=ReviewStatus.PENDING, disputed=False, review_count__lt=project.reviews_required)
+        .filter(**({"label": label} if label else {}))
+        .exclude(_reviewed_by(reviewer))
+        .first()
+    )
+    if current is None or not review_lock_claim(example=current, reviewer=reviewer):
+        return None
+    current.draft_id = _draft_id(current, reviewer)
+    return current
 
 
 def _release_and_drop(reviewer: AbstractBaseUser, release: int | None, reviewed: int | None) -> None:
@@ -145,7 +162,7 @@ WITH released AS (
 ), chosen AS (
     SELECT e.id FROM curation_example e
     WHERE e.project_id = %(project)s AND e.status = 'pending' AND NOT e.disputed AND e.review_count < %(required)s
-      AND (e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > %(after)s {label}
+      AND {which} {label}
       AND NOT EXISTS (SELECT 1 FROM curation_review r
                       WHERE r.example_id = e.id AND r.reviewer_id = %(reviewer)s AND r.round = e.review_round)
     ORDER BY e.id LIMIT 1
@@ -156,37 +173,56 @@ WHERE id = (SELECT id FROM chosen)
 RETURNING {columns},
     (SELECT d.id FROM curation_draft d WHERE d.example_id = curation_example.id AND d.user_id = %(reviewer)s),
     (SELECT json_object_agg(c.status, c.n) FROM (SELECT status, SUM(n) AS n FROM curation_examplecounter
-                                                 WHERE project_id = %(project)s GROUP BY status) c)
+                                                 WHERE project_id = %(project)s GROUP BY status) c),
+    (SELECT r.example_id FROM curation_review r JOIN curation_example p ON p.id = r.example_id
+     WHERE r.reviewer_id = %(reviewer)s AND p.project_id = %(project)s ORDER BY r.updated_at DESC LIMIT 1)
 """
+# The first free example after `after` (a new claim), or the one the queue gave this reviewer last (`again`): held by
+# them, or given back by the page that held it with its token unchanged (no colleague has claimed it since).
+CLAIM_NEXT = "(e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > %(after)s"
+CLAIM_AGAIN = """e.id = %(again)s AND ((e.locked_by_id = %(reviewer)s AND e.locked_until > %(now)s)
+      OR (e.lock_token = %(old_token)s AND %(old_token)s <> ''
+          AND (e.locked_until IS NULL OR e.locked_until < %(now)s)))"""
 
 
 def _claim_pg(
-    project: Project, reviewer: AbstractBaseUser, now, label: str, after_id, release, reviewed
+    project: Project,
+    reviewer: AbstractBaseUser,
+    now,
+    label: str,
+    after_id,
+    release,
+    reviewed,
+    *,
+    again: int | None = None,
+    token: str = "",
 ) -> Example | None:
     """The claim as one statement: give back the example skipped (`release`), drop the draft of the one reviewed,
-    take the first free example after `after_id` (SKIP LOCKED), lock it, and return it with this reviewer's draft id
-    and the project's progress (from the maintained counters, the review just written included)."""
+    take the first free example after `after_id` (SKIP LOCKED) or claim `again` the queue's last example (with its
+    old `token`), lock it, and return it with this reviewer's draft id, the project's progress (from the maintained
+    counters, the review just written included) and the example this reviewer reviewed last (`previous_id`)."""
     fields = Example._meta.concrete_fields
     columns = ", ".join(f"curation_example.{field.column}" for field in fields)
-    sql = CLAIM_SQL.format(label="AND e.label = %(label)s" if label else "", columns=columns)
+    which = CLAIM_AGAIN if again is not None else CLAIM_NEXT
+    sql = CLAIM_SQL.format(which=which, label="AND e.label = %(label)s" if label else "", columns=columns)
     params = {"release": release, "reviewed": reviewed, "reviewer": reviewer.pk, "project": project.pk,
               "required": project.reviews_required, "now": now, "after": after_id or 0, "label": label,
-              "until": _lock_until(), "token": _lock_token()}  # fmt: skip
+              "again": again, "old_token": token, "until": _lock_until(), "token": _lock_token()}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
     values = []
-    for field, value in zip(fields, row[:-2], strict=True):  # as the ORM reads them (JSON decoded...)
+    for field, value in zip(fields, row[:-3], strict=True):  # as the ORM reads them (JSON decoded...)
         column = field.get_col(Example._meta.db_table)
         for convert in [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]:
             value = convert(value, column, connection)
         values.append(value)
     example = Example.from_db(connection.alias, [field.attname for field in fields], values)
-    example.draft_id = row[-2]
-    counts = row[-1] or {}  # a json value: psycopg decodes it (Django leaves only jsonb as text, for its fields)
-    example.progress = progress_of({status: int(count) for status, count in counts.items() if count})
+    example.draft_id, counts, example.previous_id = row[-3:]
+    # counts: a json value, which psycopg decodes (Django leaves only jsonb as text, for its fields).
+    example.progress = progress_of({status: int(count) for status, count in (counts or {}).items() if count})
     return example
 
 

@@ -45,11 +45,7 @@ def _review_context(
         "other_tags": ", ".join(tag for tag in source["tags"] if tag != "edge_case"),
         "violations": formats.answer_violations(project.output_format, answer),
         "progress": getattr(example, "progress", None) or selectors.review_progress(project=project),
-        "previous": extra.pop("previous")
-        if "previous" in extra
-        else selectors.example_previous_reviewed(
-            project=project, reviewer=request.user, before=example, reviewed_before=not fresh
-        ),
+        "previous_id": _previous_id(request, project, example, fresh=fresh, previous=extra.pop("previous", None)),
         "my_review": None
         if fresh
         else Review.objects.filter(example=example, reviewer=request.user, round=example.review_round).first(),
@@ -59,6 +55,19 @@ def _review_context(
         "error": error,
         **extra,
     }
+
+
+def _previous_id(request, project, example, *, fresh: bool, previous=None) -> int | None:
+    """The example this reviewer reviewed last before this one (the "previous" key): the one just reviewed, the one
+    the claim's statement found (PostgreSQL), or looked up."""
+    if previous is not None:
+        return previous.pk
+    if fresh and hasattr(example, "previous_id"):
+        return example.previous_id
+    found = selectors.example_previous_reviewed(
+        project=project, reviewer=request.user, before=example, reviewed_before=not fresh
+    )
+    return found.pk if found else None
 
 
 def _in_queue(url: str, label: str) -> str:
