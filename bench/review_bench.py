@@ -241,6 +241,9 @@ def explain_round(project, expert) -> None:
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].strip().upper().startswith(control)]
     print(f"\none round (next + submit): {len(statements)} statements")
     for number, sql in enumerate(statements, 1):
+        if sql.lstrip().upper().startswith("SET "):  # a setting of the transaction: nothing to plan
+            print(f"{number:2}. {' '.join(sql.split())}")
+            continue
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)

@@ -9,6 +9,7 @@ from .examples import (
     example_get,
     example_history,
     example_list,
+    example_rows,
     import_job_list,
     version_export_lines,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "duplicate_clusters",
     "example_count_counted",
     "example_count_upto",
+    "example_rows",
     "example_counts",
     "example_export_lines",
     "example_get",

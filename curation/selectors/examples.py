@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from django.db.models.functions import Cast, Length
 from django.http import Http404
 
 from .. import formats
-from ..models import DatasetVersion, Example, ExampleCounter, ImportJob, Project, Review, Revision
+from ..models import DatasetVersion, Example, ExampleCounter, ImportJob, Project, Review, ReviewStatus, Revision
 from .readiness import _over_length_ids
 
 
@@ -100,6 +101,45 @@ def example_count_counted(*, project: Project, filters: dict[str, str], too_long
     if filters.get("format") in FORMAT_STATES:  # example_list ignores any other value
         rows = rows.filter(format_state=FORMAT_STATES[filters["format"]])
     return rows.aggregate(n=Sum("n"))["n"] or 0
+
+
+EXCERPT_CHARS = 110  # of each user turn, in the list's text column
+
+
+def example_rows(*, examples: QuerySet[Example], limit: int) -> list[dict]:
+    """A page of the example list as its table shows it, as dicts: id, status (and its name), disputed, label,
+    tags, updated_at and `excerpt`, the user's turns each cut to EXCERPT_CHARS. The cut is made in the database, so
+    a page of long examples does not read their messages whole."""
+    if connection.vendor == "postgresql":
+        turns = RawSQL(
+            "ARRAY(SELECT left(m->>'content', %s) FROM jsonb_array_elements(curation_example.messages) m"
+            " WHERE m->>'role' = 'user')",
+            [EXCERPT_CHARS + 1],
+        )
+    else:
+        turns = RawSQL(
+            "(SELECT json_group_array(substr(json_extract(m.value, '$.content'), 1, %s))"
+            " FROM json_each(curation_example.messages) m WHERE json_extract(m.value, '$.role') = 'user')",
+            [EXCERPT_CHARS + 1],
+        )
+    names = dict(ReviewStatus.choices)
+    rows = list(
+        examples.annotate(user_turns=turns).values(
+            "id", "status", "disputed", "label", "tags", "updated_at", "user_turns"
+        )[:limit]
+    )
+    for row in rows:
+        user_turns = row.pop("user_turns")
+        if isinstance(user_turns, str):  # SQLite's json_group_array
+            user_turns = json.loads(user_turns)
+        row["excerpt"] = "".join(_cut(turn or "", EXCERPT_CHARS) for turn in user_turns or [])
+        row["status_name"] = names.get(row["status"], row["status"])
+    return rows
+
+
+def _cut(text: str, limit: int) -> str:
+    """As the truncatechars filter cuts: at most `limit` characters, an ellipsis last when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _like_escape(text: str) -> str:

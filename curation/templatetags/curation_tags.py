@@ -1,5 +1,5 @@
 """Filters of the pages: Markdown rendered without raw HTML, the starting height of a text's editor, relative
-times, server paths."""
+times, server paths, a page's links by id."""
 
 from django import template
 from django.utils import timezone
@@ -43,3 +43,10 @@ def ago(value) -> str:
 def server_paths(value):
     """Server folders named as $FINELINE_VAR_DIR / $FINELINE_MODELS_DIR, never spelled out (core.server_paths)."""
     return redact(value) if isinstance(value, str) else value
+
+
+@register.filter
+def with_id(url: str, pk: int) -> str:
+    """A URL reversed with pk=0 (once for a whole page), for the object `pk`: its last /0/ segment replaced."""
+    head, _, tail = url.rpartition("/0/")
+    return f"{head}/{int(pk)}/{tail}"

@@ -46,12 +46,14 @@ def example_list(request, slug: str):
     after = form_int(request.GET.get("after"))
     if after is not None:
         examples = examples.filter(id__gt=after)
-    page = list(examples[: PAGE_SIZE + 1])
+    page = selectors.example_rows(examples=examples, limit=PAGE_SIZE + 1)
     context = {
         "project": project,
         "filters": filters,
         "examples": page[:PAGE_SIZE],
-        "more": page[PAGE_SIZE].pk - 1 if len(page) > PAGE_SIZE else None,
+        "more": page[PAGE_SIZE]["id"] - 1 if len(page) > PAGE_SIZE else None,
+        # Each row's link is this with its id in place of 0 (one reverse() for the page, not one per row).
+        "review_url": reverse("curation:review_example", kwargs={"slug": slug, "pk": 0}),
         "statuses": ReviewStatus.choices,
         "formats": [("ok", "fits the format"), ("bad", "does not fit"), ("unchecked", "not checked yet")],
         "too_long": too_long,

@@ -225,6 +225,26 @@ def test_the_browse_page_counts_what_a_bulk_action_takes_without_scanning_exampl
     assert expert_client.get(count_url).status_code == 403
 
 
+def test_the_browse_page_shows_long_examples_cut_without_reading_their_messages(project, lead, lead_api):
+    """Each row shows the user's turns cut to 110 characters; the page's query cuts them, never fetching messages."""
+    long_turn = "word " * 4000  # 20,000 characters
+    row = chat(long_turn)
+    row["messages"].insert(3, {"role": "user", "content": "And a short follow-up <b>here</b>."})
+    row["messages"].insert(4, {"role": "assistant", "content": "SEVERITY: P4\nIMPACT: none\nACTION: reply"})
+    assert post_jsonl(lead_api, project.slug, jsonl([row, chat("a short one")])).status_code == 201
+    client = Client()
+    client.force_login(lead)
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("curation:example_list", kwargs={"slug": project.slug})).content.decode()
+    cut = ("word " * 22)[:109] + "…"
+    assert f'<td class="excerpt">{cut}And a short follow-up &lt;b&gt;here&lt;/b&gt;.</td>' in page
+    assert '<td class="excerpt">a short one</td>' in page
+    rows = next(q["sql"] for q in captured.captured_queries if 'AS "disputed"' in q["sql"])
+    assert '"curation_example"."messages" AS' not in rows and "word word" not in page.split(cut)[1]
+    link = reverse("curation:review_example", kwargs={"slug": project.slug, "pk": Example.objects.first().pk})
+    assert f'href="{link}"' in page
+
+
 def test_the_browse_page_speaks_of_texts_not_tickets(project, lead, lead_api):
     load(project, lead_api, 1, label="P4")
     client = Client()
