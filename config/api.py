@@ -50,6 +50,11 @@ urlpatterns = [
         name="dataset-version-detail",
     ),
     path(
+        "projects/<slug:slug>/dataset-versions/<int:pk>/diff/",
+        quality.DatasetVersionDiffView.as_view(),
+        name="dataset-version-diff",
+    ),
+    path(
         "projects/<slug:slug>/dataset-versions/<int:pk>/export/",
         quality.DatasetVersionExportView.as_view(),
         name="dataset-version-export",

@@ -14,11 +14,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.lookups import project_object_or_404
+from core.params import form_int
 
 from .. import selectors, services
 from ..models import DatasetVersion, DatasetVersionItem
 from .serializers import (
     DatasetVersionCreateSerializer,
+    DatasetVersionDiffSerializer,
     DatasetVersionSerializer,
     DuplicateClusterPageSerializer,
     DuplicateResolveSerializer,
@@ -161,6 +163,48 @@ class DatasetVersionDetailView(APIView):
     @extend_schema(responses=DatasetVersionSerializer)
     def get(self, request, slug: str, pk: int):
         return Response(DatasetVersionSerializer(_version(request, slug, pk)).data)
+
+
+class DatasetVersionDiffView(APIView):
+    """What changed from the version `against` to this one: examples added, removed, edited, relabelled and moved
+    between splits, examples per label and split before and after, and a page of each kind of change."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "against",
+                int,
+                required=True,
+                description="The id of the version to compare with (before), as in the path: another version of the "
+                "same project (its `id` in the versions' list, not its number).",
+            ),
+            OpenApiParameter("kind", str, enum=selectors.DIFF_KINDS, description="List this kind of change alone."),
+            OpenApiParameter("offset", int, description="Entries of each list to skip (default 0)."),
+            OpenApiParameter(
+                "limit", int, description=f"Entries per list (default {selectors.DIFF_PAGE}, at most 500)."
+            ),
+        ],
+        responses=DatasetVersionDiffSerializer,
+    )
+    def get(self, request, slug: str, pk: int):
+        version = _version(request, slug, pk)
+        against_id = form_int(request.query_params.get("against"))
+        against = (
+            DatasetVersion.objects.filter(project=version.project, pk=against_id).first()
+            if against_id is not None
+            else None
+        )
+        if against is None:
+            raise ValidationError({"against": ["The id of another dataset version of this project."]})
+        kind = request.query_params.get("kind", "")
+        if kind and kind not in selectors.DIFF_KINDS:
+            raise ValidationError({"kind": [f"One of {', '.join(selectors.DIFF_KINDS)}."]})
+        offset = form_int(request.query_params.get("offset") or "0")
+        limit = form_int(request.query_params.get("limit") or str(selectors.DIFF_PAGE))
+        if offset is None or limit is None or not 1 <= limit <= selectors.DIFF_PAGE_MAX:
+            raise ValidationError({"limit": ["offset is a whole number; limit one from 1 to 500."]})
+        diff = selectors.dataset_version_diff(version=version, against=against, kind=kind, offset=offset, limit=limit)
+        return Response(DatasetVersionDiffSerializer(diff).data)
 
 
 class DatasetVersionExportView(APIView):

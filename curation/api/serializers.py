@@ -215,6 +215,98 @@ class DatasetVersionCreateSerializer(serializers.Serializer):
     )
 
 
+class VersionRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+
+
+class DiffSideSerializer(serializers.Serializer):
+    item = serializers.IntegerField(help_text="The frozen item's id.")
+    split = serializers.ChoiceField(choices=["train", "val", "test"])
+    label = serializers.CharField(allow_blank=True)
+    content_hash = serializers.CharField()
+
+
+class DiffLineSerializer(serializers.Serializer):
+    mark = serializers.ChoiceField(choices=["+", "-", " "], help_text="+ added, - removed, space unchanged.")
+    text = serializers.CharField(allow_blank=True)
+
+
+class DiffTurnSerializer(serializers.Serializer):
+    role = serializers.CharField(allow_blank=True)
+    lines = DiffLineSerializer(many=True)
+
+
+class DiffEntrySerializer(serializers.Serializer):
+    example = serializers.IntegerField(allow_null=True, help_text="Null when the example was deleted since.")
+    matched_by = serializers.ChoiceField(
+        choices=["example", "content_hash"],
+        allow_null=True,
+        help_text="How the two items were found to be one example (null for added and removed ones): the example's "
+        "id, or, for an example deleted since, the content hash.",
+    )
+    before = DiffSideSerializer(allow_null=True, help_text="The item in `against`; null when added.")
+    after = DiffSideSerializer(allow_null=True, help_text="The item in this version; null when removed.")
+    excerpt = serializers.CharField(allow_blank=True, help_text="The first user turn, cut to 110 characters.")
+    turns = DiffTurnSerializer(many=True, help_text="Edited items: each changed turn's line diff; [] otherwise.")
+
+
+class DiffCountSerializer(serializers.Serializer):
+    before = serializers.IntegerField()
+    after = serializers.IntegerField()
+
+
+class DiffLabelSerializer(DiffCountSerializer):
+    label = serializers.CharField(allow_blank=True)
+
+
+class DiffSplitSerializer(DiffCountSerializer):
+    split = serializers.CharField()
+
+
+class DiffTransitionSerializer(serializers.Serializer):
+    before = serializers.CharField(allow_blank=True)
+    after = serializers.CharField(allow_blank=True)
+    count = serializers.IntegerField()
+
+
+class DiffTotalsSerializer(serializers.Serializer):
+    before = serializers.IntegerField(help_text="Items in `against`.")
+    after = serializers.IntegerField(help_text="Items in this version.")
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    edited = serializers.IntegerField(help_text="The same example with other messages.")
+    relabelled = serializers.IntegerField()
+    moved = serializers.IntegerField(help_text="The same example in another split.")
+    unchanged = serializers.IntegerField()
+    matched_by_content_hash = serializers.IntegerField(
+        help_text="Items of examples deleted since, matched across the versions by their content hash."
+    )
+
+
+class DiffListsSerializer(serializers.Serializer):
+    added = DiffEntrySerializer(many=True, required=False)
+    removed = DiffEntrySerializer(many=True, required=False)
+    edited = DiffEntrySerializer(many=True, required=False)
+    relabelled = DiffEntrySerializer(many=True, required=False)
+    moved = DiffEntrySerializer(many=True, required=False)
+
+
+class DatasetVersionDiffSerializer(serializers.Serializer):
+    version = VersionRefSerializer(help_text="After: the version of the URL.")
+    against = VersionRefSerializer(help_text="Before: the version `against` names.")
+    totals = DiffTotalsSerializer()
+    labels = DiffLabelSerializer(many=True, help_text="Items per label before and after.")
+    splits = DiffSplitSerializer(many=True, help_text="Items per split before and after.")
+    relabels = DiffTransitionSerializer(many=True, help_text="Relabelled items per (label before, label after).")
+    moves = DiffTransitionSerializer(many=True, help_text="Moved items per (split before, split after).")
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    lists = DiffListsSerializer(
+        help_text="A page of each kind (or of `kind` alone), by example id; the totals count them all."
+    )
+
+
 class ReadinessCheckSerializer(serializers.Serializer):
     id = serializers.CharField()
     passed = serializers.BooleanField()

@@ -43,12 +43,18 @@ from .review import (
     review_progress,
     review_progress_many,
 )
+from .versions import DIFF_KINDS, DIFF_PAGE, DIFF_PAGE_MAX, dataset_version_diff, dataset_version_previous
 
 __all__ = [
+    "DIFF_KINDS",
+    "DIFF_PAGE",
+    "DIFF_PAGE_MAX",
     "ExportError",
     "RevisionView",
     "agreement",
     "dashboard_stats",
+    "dataset_version_diff",
+    "dataset_version_previous",
     "dataset_version_latest",
     "disagreement_list",
     "draft_get",
