@@ -101,6 +101,7 @@ urlpatterns = [
         evaluation.EvaluationSendToReviewView.as_view(),
         name="evaluation-send-to-review",
     ),
+    path("projects/<slug:slug>/history/", evaluation.ProjectHistoryView.as_view(), name="project-history"),
     path("projects/<slug:slug>/prompt-variants/", evaluation.PromptVariantListView.as_view(), name="prompt-variants"),
     path(
         "projects/<slug:slug>/prompt-variants/<int:pk>/",

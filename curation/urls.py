@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import examples, imports, projects, review
+from .views import examples, imports, projects, review, versions
 
 app_name = "curation"
 urlpatterns = [
@@ -10,6 +10,11 @@ urlpatterns = [
     path("projects/<slug:slug>/import-preview/", imports.import_preview, name="import_preview"),
     path("projects/<slug:slug>/quality-scan/", projects.quality_scan_start, name="quality_scan_start"),
     path("projects/<slug:slug>/freeze/", projects.dataset_version_freeze, name="dataset_version_freeze"),
+    path(
+        "projects/<slug:slug>/versions/<int:pk>/diff/",
+        versions.dataset_version_diff,
+        name="dataset_version_diff",
+    ),
     path(
         "projects/<slug:slug>/duplicates/<int:cluster_id>/resolve/",
         projects.duplicates_resolve,

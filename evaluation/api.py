@@ -208,3 +208,73 @@ class EvaluationSendToReviewView(APIView):
             evaluation=evaluation, user=request.user, item_ids=serializer.validated_data.get("items")
         )
         return Response({"sent": sent, "tag": f"eval-{evaluation.pk}"})
+
+
+class HistoryVersionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+
+
+class HistoryMetricSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    name = serializers.CharField()
+    value = serializers.FloatField(allow_null=True, help_text="The fine-tuned model's value.")
+    previous = serializers.FloatField(allow_null=True, help_text="Its value in the finished evaluation before.")
+
+
+class HistoryPreviousEvaluationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    outcome = serializers.CharField(allow_blank=True)
+    outcome_name = serializers.CharField(allow_blank=True)
+    dataset_version = HistoryVersionSerializer()
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["version", "run", "evaluation"])
+    id = serializers.IntegerField(help_text="The version's, run's or evaluation's id.")
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(allow_null=True)
+    status = serializers.CharField(help_text="frozen for a version; the run's or evaluation's status.")
+    dataset_version = HistoryVersionSerializer(help_text="The version itself, or the one trained or evaluated on.")
+    examples = serializers.IntegerField(allow_null=True, help_text="Versions: examples frozen.")
+    previous_version = HistoryVersionSerializer(
+        allow_null=True, help_text="Versions: the one before (its diff: dataset-versions/<id>/diff/?against=<id>)."
+    )
+    base_model = serializers.CharField(allow_blank=True, help_text="Runs.")
+    method = serializers.CharField(allow_blank=True, help_text="Runs.")
+    training_run = serializers.IntegerField(allow_null=True, help_text="Evaluations: the run evaluated.")
+    outcome = serializers.CharField(
+        allow_blank=True, help_text="Finished evaluations: beats_all | loses | inconclusive | no_signal."
+    )
+    outcome_name = serializers.CharField(allow_blank=True)
+    summary = serializers.CharField(allow_blank=True, help_text="Finished evaluations: the verdict in words.")
+    metrics = HistoryMetricSerializer(many=True, help_text="Evaluations: each primary metric of the fine-tuned model.")
+    previous_evaluation = HistoryPreviousEvaluationSerializer(
+        allow_null=True, help_text="Evaluations: the finished evaluation before this one."
+    )
+    verdict_moved = serializers.BooleanField(help_text="The outcome differs from the previous evaluation's.")
+
+    def to_representation(self, entry: dict) -> dict:
+        data = super().to_representation(entry)
+        data["base_model"] = server_paths.redact(data["base_model"])
+        return data
+
+
+class ProjectHistoryView(APIView):
+    """Dataset versions, training runs and evaluations on one time line, newest first: which version each run trained
+    on, each evaluation's verdict and primary metrics beside the evaluation before it."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="Entries (default 100, at most 500).")],
+        responses=HistoryEntrySerializer(many=True),
+    )
+    def get(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        try:
+            limit = int(request.query_params.get("limit", selectors.HISTORY_LIMIT))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 500:
+            raise serializers.ValidationError({"limit": ["A whole number from 1 to 500."]})
+        entries = selectors.project_history(project=project, limit=limit)
+        return Response(HistoryEntrySerializer(entries, many=True).data)

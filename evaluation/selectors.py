@@ -7,8 +7,9 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from curation.models import DatasetVersion, DatasetVersionItem, Project
+from training.models import TrainingRun
 
-from . import metrics
+from . import metrics, verdicts
 from .models import Evaluation, EvaluationAnswer
 
 FAILED = Q(format_ok=False) | Q(label_ok=False) | Q(hallucinated=True)
@@ -217,3 +218,164 @@ def evaluation_history(*, project: Project, limit: int = 20) -> dict[str, Any]:
         "labels": [f"#{e['id']} (run #{e['training_run_id']})" for e in finished],
         "series": series,
     }
+
+
+OUTCOMES = {
+    "beats_all": "beats all baselines",
+    "loses": "loses to a baseline",
+    "inconclusive": "inconclusive",
+    "no_signal": "no verdict",
+}
+HISTORY_LIMIT = 100
+
+
+def _outcome(verdict: dict) -> str:
+    """The verdict's outcome; verdicts from before intervals read as won or lost (as evaluation_verdict reads them)."""
+    if not verdict:
+        return ""
+    return verdict.get("outcome") or (
+        "beats_all" if verdict.get("beats_all") else "loses" if verdict.get("losses") else ""
+    )
+
+
+def project_history(*, project: Project, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The project's dataset versions, training runs and evaluations on one time line, newest first (the newest
+    `limit` entries in all), so that a lead sees which round of review moved the verdict:
+
+    - a version: its number, examples, and the version before it (whose diff says what the review changed);
+    - a run: the version it trained on, its base model, method and status;
+    - an evaluation: its run and version, its verdict (outcome, summary), the fine-tuned model's value of each primary
+      metric beside the one of the finished evaluation before it, and whether the verdict moved since that one (and
+      on which versions, for their diff).
+
+    Each kind is read newest first up to limit + 1 rows (the extra one is the last entry's predecessor); a handful of
+    columns, never a version's items."""
+    versions = list(
+        DatasetVersion.objects.filter(project=project)
+        .order_by("-number")
+        .values("id", "number", "created_at", "counts", "created_by__username")[: limit + 1]
+    )
+    runs = list(
+        TrainingRun.objects.filter(project=project)
+        .order_by("-created_at", "-id")
+        .values(
+            "id",
+            "created_at",
+            "status",
+            "base_model",
+            "method",
+            "dataset_version_id",
+            "dataset_version__number",
+            "created_by__username",
+        )[:limit]
+    )
+    evaluations = list(
+        Evaluation.objects.filter(project=project)
+        .order_by("-created_at", "-id")
+        .values(
+            "id",
+            "created_at",
+            "status",
+            "training_run_id",
+            "dataset_version_id",
+            "dataset_version__number",
+            "primary_metrics",
+            "results",
+            "verdict",
+            "created_by__username",
+        )[: limit + 1]
+    )
+    entries = []
+    for index, row in enumerate(versions[:limit]):
+        before = versions[index + 1] if index + 1 < len(versions) else None
+        entries.append(
+            _entry(
+                row,
+                kind="version",
+                status="frozen",
+                version=(row["id"], row["number"]),
+                examples=sum(split.get("total", 0) for split in (row["counts"] or {}).values()),
+                previous_version={"id": before["id"], "number": before["number"]} if before else None,
+            )
+        )
+    for row in runs:
+        entries.append(
+            _entry(
+                row,
+                kind="run",
+                status=row["status"],
+                version=(row["dataset_version_id"], row["dataset_version__number"]),
+                base_model=row["base_model"],
+                method=row["method"],
+            )
+        )
+    finished = [row for row in evaluations if row["status"] == Evaluation.Status.SUCCEEDED]
+    earlier = {row["id"]: finished[i + 1] if i + 1 < len(finished) else None for i, row in enumerate(finished)}
+    for row in evaluations[:limit]:
+        entries.append(_evaluation_entry(row, earlier.get(row["id"])))
+    order = {"evaluation": 0, "run": 1, "version": 2}  # at the same instant, the later stage first
+    entries.sort(key=lambda entry: (entry["created_at"], -order[entry["kind"]], entry["id"]), reverse=True)
+    return entries[:limit]
+
+
+def _entry(row: dict, *, kind: str, status: str, version: tuple[int, int], **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": row["id"],
+        "created_at": row["created_at"],
+        "created_by": row["created_by__username"],
+        "status": status,
+        "dataset_version": {"id": version[0], "number": version[1]},
+        "examples": None,
+        "previous_version": None,
+        "base_model": "",
+        "method": "",
+        "training_run": None,
+        "outcome": "",
+        "outcome_name": "",
+        "summary": "",
+        "metrics": [],
+        "previous_evaluation": None,
+        "verdict_moved": False,
+        **extra,
+    }
+
+
+def _fine_tuned(results: list[dict]) -> dict[str, Any]:
+    return next((e["metrics"] for e in results or [] if e.get("system") == "fine_tuned" and e.get("metrics")), {})
+
+
+def _evaluation_entry(row: dict, before: dict | None) -> dict[str, Any]:
+    """An evaluation on the time line, beside the finished evaluation before it."""
+    outcome = _outcome(row["verdict"]) if row["status"] == Evaluation.Status.SUCCEEDED else ""
+    mine, theirs = _fine_tuned(row["results"]), _fine_tuned(before["results"]) if before else {}
+    previous = None
+    if before is not None:
+        previous_outcome = _outcome(before["verdict"])
+        previous = {
+            "id": before["id"],
+            "outcome": previous_outcome,
+            "outcome_name": OUTCOMES.get(previous_outcome, ""),
+            "dataset_version": {"id": before["dataset_version_id"], "number": before["dataset_version__number"]},
+        }
+    return _entry(
+        row,
+        kind="evaluation",
+        status=row["status"],
+        version=(row["dataset_version_id"], row["dataset_version__number"]),
+        training_run=row["training_run_id"],
+        outcome=outcome,
+        outcome_name=OUTCOMES.get(outcome, ""),
+        summary=(row["verdict"] or {}).get("summary", "") if outcome else "",
+        metrics=[
+            {
+                "metric": metric,
+                "name": verdicts.METRIC_NAMES.get(metric, metric),
+                "value": mine.get(metric),
+                "previous": theirs.get(metric) if before else None,
+            }
+            for metric in row["primary_metrics"] or []
+        ],
+        previous_evaluation=previous,
+        verdict_moved=bool(outcome and previous and previous["outcome"] != outcome),
+    )

@@ -12,5 +12,6 @@ urlpatterns = [
         views.evaluation_send_to_review,
         name="evaluation_send_to_review",
     ),
+    path("projects/<slug:slug>/history/", views.project_history, name="project_history"),
     path("projects/<slug:slug>/prompts/", views.prompt_variants, name="prompt_variants"),
 ]

@@ -201,3 +201,17 @@ def _id(value: str) -> int:
     if pk is None:
         raise Http404("No such item.")
     return pk
+
+
+@login_required
+@require_GET
+def project_history(request, slug: str):
+    """Versions, runs and evaluations on one time line, newest first, with each evaluation's verdict and primary
+    metrics beside the evaluation before it: which round of review moved the verdict."""
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    context = {
+        "project": project,
+        "entries": selectors.project_history(project=project),
+        "limit": selectors.HISTORY_LIMIT,
+    }
+    return render(request, "evaluation/project_history.html", context)

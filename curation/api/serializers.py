@@ -258,6 +258,7 @@ class DiffCountSerializer(serializers.Serializer):
 
 class DiffLabelSerializer(DiffCountSerializer):
     label = serializers.CharField(allow_blank=True)
+    change = serializers.IntegerField(help_text="after - before")
 
 
 class DiffSplitSerializer(DiffCountSerializer):

@@ -119,7 +119,12 @@ def _summary(rows: list[tuple]) -> dict[str, Any]:
     return {
         "totals": dict(totals),
         "labels": [
-            {"label": label, "before": labels_before[label], "after": labels_after[label]}
+            {
+                "label": label,
+                "before": labels_before[label],
+                "after": labels_after[label],
+                "change": labels_after[label] - labels_before[label],
+            }
             for label in sorted(set(labels_before) | set(labels_after))
         ],
         "splits": [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from curation import services
-from curation.models import Example, QualityScan
+from curation.models import DatasetVersion, Example, QualityScan
 
 from ..browser_helpers import log_in
 from ..evaluation import test_views as evaluation_views
@@ -32,6 +32,7 @@ def site(project, version, finished, lead, expert):
     pending = list(Example.objects.filter(project=project).order_by("id")[:10])
     Example.objects.filter(pk__in=[e.pk for e in pending]).update(status="pending")
     services.quality_scan_run(scan=QualityScan.objects.create(project=project, threshold=0.85))
+    changed = services.dataset_version_freeze(project=project, user=lead)  # v2: the pending ten left out
     slug = project.slug
     return {
         "projects": "/",
@@ -45,6 +46,8 @@ def site(project, version, finished, lead, expert):
         "evaluations": f"/projects/{slug}/evaluations/",
         "evaluation": f"/projects/{slug}/evaluations/{evaluation.pk}/",
         "prompts": f"/projects/{slug}/prompts/",
+        "version diff": f"/projects/{slug}/versions/{changed.pk}/diff/",
+        "project history": f"/projects/{slug}/history/",
     }
 
 
@@ -75,7 +78,8 @@ def audit(page, url: str, where: str, impacts: Counter) -> list[str]:
 
 def test_every_page_fits_a_phone_and_a_desktop_and_axe_finds_nothing_serious(browser, live_server, site):
     problems, impacts = [], Counter()
-    for username, pages in (("lena", list(site)), ("maria", ["projects", "dashboard", "review", "examples", "runs"])):
+    expert_pages = ["projects", "dashboard", "review", "examples", "runs", "version diff"]
+    for username, pages in (("lena", list(site)), ("maria", expert_pages)):
         for size, viewport in SIZES.items():
             context = browser.new_context(viewport=viewport)
             page = log_in(context, live_server.url, username, f"pw-{username}")
@@ -102,4 +106,18 @@ def test_the_next_example_is_announced_by_name_and_focus_shows_on_its_panel(brow
     assert region.count() == 1 and page.evaluate("document.activeElement.hasAttribute('data-review-panel')")
     style, width = page.evaluate("(s => [s.outlineStyle, s.outlineWidth])(getComputedStyle(document.activeElement))")
     assert style != "none" and width != "0px", (style, width)
+    context.close()
+
+
+def test_choosing_another_version_swaps_the_diff_in_place(browser, live_server, site, project):
+    v2 = DatasetVersion.objects.get(project=project, number=2)
+    context = browser.new_context(viewport=SIZES["1920x1080"])
+    page = log_in(context, live_server.url, "lena", "pw-lena")
+    page.goto(live_server.url + site["version diff"])
+    assert page.locator("#version-diff h2").inner_text() == "Against v1"
+    assert page.locator("[data-count=removed]").inner_text() == "10"
+    page.get_by_label("Compare with").select_option(str(v2.pk))  # v2 against itself: no change
+    page.wait_for_selector("#version-diff h2:text('Against v2')")
+    assert page.locator("[data-count=removed]").inner_text() == "0"
+    assert page.url.endswith(f"?against={v2.pk}")  # the choice is in the address, as a reload keeps it
     context.close()

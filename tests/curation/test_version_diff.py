@@ -86,10 +86,10 @@ def test_the_diff_counts_and_lists_each_kind_of_change(two_versions):
         "matched_by_content_hash": 1,
     }
     assert diff["labels"] == [
-        {"label": "P1", "before": 1, "after": 3},
-        {"label": "P2", "before": 2, "after": 2},
-        {"label": "P3", "before": 2, "after": 0},
-        {"label": "P4", "before": 2, "after": 1},
+        {"label": "P1", "before": 1, "after": 3, "change": 2},
+        {"label": "P2", "before": 2, "after": 2, "change": 0},
+        {"label": "P3", "before": 2, "after": 0, "change": -2},
+        {"label": "P4", "before": 2, "after": 1, "change": -1},
     ]
     assert diff["splits"] == [
         {"split": "train", "before": 4, "after": 4},
@@ -198,3 +198,41 @@ def test_the_diff_over_the_api_and_who_may_read_it(
         == 404
     )  # noqa: E501
     assert lead_api.get(f"{url}?against={theirs.pk}").status_code == 400
+
+
+def test_the_diff_page_compares_with_the_version_before_and_swaps_on_another_choice(
+    two_versions, project, client, lead, expert, outsider
+):
+    v1, v2, e = two_versions
+    url = f"/projects/{project.slug}/versions/{v2.pk}/diff/"
+    client.force_login(expert)
+    page = client.get(url).content.decode()  # no `against`: the version before
+    assert "<h1>Dataset version v2: what changed</h1>" in page and "<h2>Against v1</h2>" in page
+    assert page.index("<h1>") < page.index("<h2>") < page.index("<h3>")
+    assert '<label>Compare with <select name="against">' in page
+    assert f'<option value="{v1.pk}" selected>v1' in page
+    assert '<strong data-count="added">1</strong> added' in page and '<strong data-count="moved">2</strong>' in page
+    assert "1 example deleted since was matched by content" in page
+    assert '<tr data-label="P3"><th scope="row">P3</th><td class="num">2</td><td class="num">0</td>' in page
+    assert "P3 → P1: 1" in page and "val → test: 1" in page
+    edited = page.split('data-diff-kind="edited"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/projects/{project.slug}/examples/{e[2].pk}/history/"' in edited
+    assert '<span class="ddel">- SEVERITY: P4</span>' in edited and '<span class="dadd">+ SEVERITY: P2</span>' in edited
+    removed = page.split('data-diff-kind="removed"', 1)[1].split("</section>", 1)[0]
+    assert "deleted</span>" in removed and "ticket 8" in removed
+    # Another version chosen: htmx asks for the diff alone.
+    fragment = client.get(f"{url}?against={v2.pk}", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and "<h2>Against v2</h2>" in fragment
+    assert '<strong data-count="edited">0</strong>' in fragment
+    # A page of one kind; a bad `against` says so.
+    one = client.get(f"{url}?against={v1.pk}&kind=moved&offset=1").content.decode()
+    assert 'data-diff-kind="moved"' in one and 'data-diff-kind="added"' not in one and "Every kind of change" in one
+    bad = client.get(f"{url}?against=nope")
+    assert bad.status_code == 400 and "Choose another version of this project" in bad.content.decode()
+    first = client.get(f"/projects/{project.slug}/versions/{v1.pk}/diff/").content.decode()
+    assert "v1 is the project's first version" in first
+    client.force_login(lead)
+    dashboard = client.get(f"/projects/{project.slug}/").content.decode()
+    assert f'href="/projects/{project.slug}/versions/{v2.pk}/diff/" data-version-diff="2"' in dashboard
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
