@@ -42,6 +42,7 @@ _KIND_WHERE = {
     "relabelled": "item_a IS NOT NULL AND item_b IS NOT NULL AND label_a <> label_b",
     "moved": "item_a IS NOT NULL AND item_b IS NOT NULL AND split_a <> split_b",
 }
+_COLUMNS = "example_id, hash_key, item_a, item_b, split_a, split_b, label_a, label_b, hash_a, hash_b"
 _ORDER = "CASE WHEN example_id IS NULL THEN 1 ELSE 0 END, example_id, hash_key"  # by example, deleted ones last
 
 
@@ -66,23 +67,33 @@ def dataset_version_diff(
     neither version is loaded whole (a version may hold 100,000+ items)."""
     table = DatasetVersionItem._meta.db_table
     params = {"a": against.pk, "b": version.pk}
-    groups = _GROUPS.format(table=table)
-    summary_sql = (
-        "SELECT split_a, split_b, label_a, label_b, CASE WHEN hash_a <> hash_b THEN 1 ELSE 0 END,"
-        " CASE WHEN example_id IS NULL THEN 1 ELSE 0 END, count(*)"
-        f" FROM ({groups}) g GROUP BY 1, 2, 3, 4, 5, 6"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(summary_sql, params)
-        summary = _summary(cursor.fetchall())
+    offset, limit = max(offset, 0), min(max(limit, 1), DIFF_PAGE_MAX)
     kinds = [kind] if kind in DIFF_KINDS else list(DIFF_KINDS)
-    lists = _lists(groups, params, kinds=kinds, offset=max(offset, 0), limit=min(max(limit, 1), DIFF_PAGE_MAX))
+    # One statement, so that the groups are aggregated once (PostgreSQL materialises a CTE read more than once): the
+    # counts, as rows of kind 'count' (the count where a list row has its example id, the two flags where it has its
+    # item ids), then a page of each kind.
+    counts = (
+        "SELECT 'count' AS kind, count(*) AS example_id, NULL AS hash_key,"
+        " CASE WHEN hash_a <> hash_b THEN 1 ELSE 0 END AS item_a, CASE WHEN example_id IS NULL THEN 1 ELSE 0 END"
+        " AS item_b, split_a, split_b, label_a, label_b, NULL AS hash_a, NULL AS hash_b FROM g"
+        " GROUP BY 4, 5, split_a, split_b, label_a, label_b"
+    )
+    pages = [
+        f"SELECT * FROM (SELECT '{name}' AS kind, {_COLUMNS} FROM g WHERE {_KIND_WHERE[name]}"
+        f" ORDER BY {_ORDER} LIMIT {limit} OFFSET {offset}) {name}_page"
+        for name in kinds
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH g AS ({_GROUPS.format(table=table)}) " + " UNION ALL ".join([counts, *pages]), params)
+        rows = cursor.fetchall()
+    summary = _summary([(r[5], r[6], r[7], r[8], r[3], r[4], r[1]) for r in rows if r[0] == "count"])
+    lists = _lists([row for row in rows if row[0] != "count"], kinds=kinds)
     return {
         "version": {"id": version.pk, "number": version.number},
         "against": {"id": against.pk, "number": against.number},
         **summary,
-        "offset": max(offset, 0),
-        "limit": min(max(limit, 1), DIFF_PAGE_MAX),
+        "offset": offset,
+        "limit": limit,
         "lists": lists,
     }
 
@@ -136,17 +147,8 @@ def _summary(rows: list[tuple]) -> dict[str, Any]:
     }
 
 
-def _lists(groups: str, params: dict, *, kinds: list[str], offset: int, limit: int) -> dict[str, list[dict]]:
-    """A page of each kind of change, by example id (deleted examples last, by content hash)."""
-    columns = "example_id, hash_key, item_a, item_b, split_a, split_b, label_a, label_b, hash_a, hash_b"
-    parts = [
-        f"SELECT * FROM (SELECT '{kind}' AS kind, {columns} FROM g WHERE {_KIND_WHERE[kind]}"
-        f" ORDER BY {_ORDER} LIMIT {limit} OFFSET {offset}) {kind}_page"
-        for kind in kinds
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH g AS ({groups}) " + " UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
+def _lists(rows: list[tuple], *, kinds: list[str]) -> dict[str, list[dict]]:
+    """The pages of each kind of change as entries, with each item's first user turn and each edit's turn diffs."""
     items = [item for row in rows for item in row[3:5] if item is not None]
     excerpts = _excerpts(items)
     edited = [row for row in rows if row[0] == "edited"]
