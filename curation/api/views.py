@@ -325,6 +325,13 @@ class ImportView(APIView):
         parameters=[
             OpenApiParameter("mode", str, enum=ImportJob.Mode.values, description="atomic (default) or partial."),
             *IMPORT_PARAMETERS,
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                response=[202],
+                description="The queued import's detail (its `url`).",
+            ),
         ],
         request=IMPORT_BODIES,
         responses={

@@ -177,6 +177,8 @@ def import_job_run(*, job_id: int, worker: str | None = None) -> ImportJob | Non
         raise
     finally:
         progress.stopped.set()
+        if progress.is_alive():
+            progress.join()
     leases.held(ImportJob, job_id, worker).update(lease_until=None, read_bytes=F("size_bytes"))
     _spool_remove(job_id)
     job.refresh_from_db()

@@ -3,17 +3,20 @@ the service a worker calls, run in the test), the job's detail says how far it g
 synchronous import. A smaller body is still imported within its request."""
 
 import io
+import signal
+import time
 from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from curation import services
-from curation.models import Example, ImportJob
+from curation.models import Example, ImportJob, QualityScan
 
-from ..helpers import chat, jsonl, post_jsonl
+from ..helpers import chat, jsonl, post_jsonl, service_env, start_worker, stop_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +152,88 @@ def test_the_detail_of_an_import_is_for_members_only(project, lead_api, outsider
     job_id = post_jsonl(lead_api, project.slug, jsonl(rows(10))).json()["id"]
     assert expert_api.get(f"/api/v1/projects/triage/imports/{job_id}/").json()["status"] == "queued"
     assert outsider_api.get(f"/api/v1/projects/triage/imports/{job_id}/").status_code == 404
+
+
+@pytest.fixture
+def worker(spool, tmp_path):
+    """A real Celery worker on the default queue (PostgreSQL, Redis), seeing the test's data folder."""
+    process = start_worker(service_env(FINELINE_VAR_DIR=tmp_path, FINELINE_IMPORT_LEASE_SECONDS=3))
+    yield process
+    output = stop_worker(process)
+    assert "Traceback" not in output, output
+
+
+def watch(api, job_id: int, seconds: float = 180) -> list[tuple[str, int]]:
+    """The job's (status, lines read) as its detail says, every 50 ms, until it ends."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = detail(api, job_id)
+        if not seen or seen[-1] != (job["status"], job["total_lines"]):
+            seen.append((job["status"], job["total_lines"]))
+        if job["status"] not in ("queued", "running"):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"import #{job_id} did not end: {seen[-3:]}")
+
+
+def indexed() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM curation_example WHERE search_vector IS NULL")
+        return cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
+def test_a_real_worker_imports_a_large_body_queued_running_succeeded(project, lead_api, worker):
+    count = 30_000
+    answer = post_jsonl(lead_api, project.slug, jsonl(rows(count)))
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    seen = watch(lead_api, answer.json()["id"])
+    statuses = [status for status, _ in seen]
+    assert statuses[0] in ("queued", "running") and statuses[-1] == "succeeded"
+    # Its progress shows while it runs (lines read: written once a second, and the rows are parsed in about one).
+    assert [lines for status, lines in seen if status == "running" and lines > 0], seen
+    job = ImportJob.objects.get()
+    assert (job.created_count, job.total_lines, job.attempts) == (count, count, 1)
+    assert Example.objects.count() == count
+    # What follows an import still follows it: the quality scan and the search index, done by the same worker.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (QualityScan.objects.filter(status="succeeded").exists() and indexed()):
+        time.sleep(0.5)
+    assert QualityScan.objects.get().status == "succeeded" and indexed()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
+def test_a_real_worker_fails_a_bad_large_body_in_atomic_mode_and_writes_nothing(project, lead_api, worker):
+    body = jsonl([*rows(5000), {"messages": [{"role": "user"}]}, *rows(5000, 5000), b"[1, 2"])
+    job_id = post_jsonl(lead_api, project.slug, body).json()["id"]
+    assert watch(lead_api, job_id)[-1] == ("failed", 10_002)
+    job = detail(lead_api, job_id)
+    assert [e["line"] for e in job["errors"]] == [5001, 10_002] and job["created"] == 0
+    assert not Example.objects.exists() and not QualityScan.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
+def test_an_import_whose_worker_is_killed_is_imported_by_the_next_one(project, lead_api, spool, tmp_path):
+    env = service_env(FINELINE_VAR_DIR=tmp_path, FINELINE_IMPORT_LEASE_SECONDS=3)
+    first = start_worker(env)
+    count = 60_000
+    job_id = post_jsonl(lead_api, project.slug, jsonl(rows(count))).json()["id"]
+    deadline = time.monotonic() + 120
+    while detail(lead_api, job_id)["total_lines"] < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_worker(first, signal.SIGKILL)  # mid-import: its transaction dies with it
+    assert detail(lead_api, job_id)["status"] == "running" and not Example.objects.exists()
+    time.sleep(3)  # its lease runs out
+    second = start_worker(env)  # looks for lost jobs as it starts
+    try:
+        seen = watch(lead_api, job_id)
+    finally:
+        output = stop_worker(second)
+    assert seen[-1] == ("succeeded", count), output
+    job = ImportJob.objects.get()
+    assert (job.created_count, job.attempts) == (count, 2) and Example.objects.count() == count
+    assert list(spool.iterdir()) == []
