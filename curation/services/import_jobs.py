@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import leases, server_paths
+from core.errors import ServiceError
 
 from .. import formats
 from ..models import ImportJob, Project
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 SPOOL_CHUNK = 1 << 20  # bytes copied at a time: the body is never whole in memory
 PROGRESS_EVERY = 1000  # rows between two progress readings; the row itself is written at most once a second
 PROGRESS_SECONDS = 1.0
+SPOOL_KINDS = ("jsonl", "json", "csv", "parquet")  # what formats.read_rows reads; the spool file's suffix
 MAX_ATTEMPTS = 2  # starts of an import: one more after a lost worker; a body that kills its worker twice fails
 
 
@@ -60,6 +62,10 @@ def import_job_queue(
     The job says `queued`; one the broker would not take says `failed` with the reason. A body over
     FINELINE_IMPORT_MAX_BODY_BYTES fails the job (its report says so) and formats.BodyTooLarge propagates.
     """
+    if mode not in ImportJob.Mode.values:
+        raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
+    if kind not in SPOOL_KINDS or fmt not in formats.FORMATS + formats.FILE_FORMATS:
+        raise ServiceError(f"cannot import a {kind} body read as {fmt}.", field="format")
     job = ImportJob.objects.create(
         project=project,
         created_by=user,

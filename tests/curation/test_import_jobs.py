@@ -237,3 +237,11 @@ def test_an_import_whose_worker_is_killed_is_imported_by_the_next_one(project, l
     job = ImportJob.objects.get()
     assert (job.created_count, job.attempts) == (count, 2) and Example.objects.count() == count
     assert list(spool.iterdir()) == []
+
+
+def test_the_queue_refuses_a_bad_mode_or_kind(project, lead, spool):
+    with pytest.raises(services.ServiceError, match="mode"):
+        services.import_job_queue(project=project, user=lead, stream=io.BytesIO(b"{}"), kind="jsonl", mode="some")
+    with pytest.raises(services.ServiceError, match="xml"):
+        services.import_job_queue(project=project, user=lead, stream=io.BytesIO(b"{}"), kind="xml")
+    assert not ImportJob.objects.exists()
