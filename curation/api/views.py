@@ -338,8 +338,7 @@ class ImportView(APIView):
             201: OpenApiResponse(ImportJobSerializer, "succeeded, or partial (some lines rejected, the rest kept)."),
             202: OpenApiResponse(
                 ImportJobSerializer,
-                "A body over FINELINE_IMPORT_SYNC_MAX_BYTES, queued for a worker (status `queued`, or already"
-                " `running`): poll its `url`"
+                "A body over FINELINE_IMPORT_SYNC_MAX_BYTES, queued for a worker (status `queued`): poll its `url`"
                 " (also in the Location header) until it is succeeded, partial or failed, with the report a 201/400"
                 " has.",
             ),
@@ -402,8 +401,7 @@ class ImportView(APIView):
         except formats.BodyTooLarge:
             return _payload_too_large(settings.FINELINE_IMPORT_MAX_BODY_BYTES)
         data = ImportJobSerializer(job).data
-        # Queued, or already running (a worker may take it before this answer leaves); failed: it was not queued.
-        queued = job.status != ImportJob.Status.FAILED
+        queued = job.status == ImportJob.Status.QUEUED  # else failed: the broker would not take it
         return Response(data, status=status.HTTP_202_ACCEPTED if queued else 503, headers={"Location": data["url"]})
 
 

@@ -98,8 +98,7 @@ def import_job_queue(
         raise
     ImportJob.objects.filter(pk=job.pk).update(size_bytes=size)
     job.size_bytes = size
-    _enqueue(job.pk)
-    job.refresh_from_db()
+    _enqueue(job.pk, job=job)
     return job
 
 
@@ -111,7 +110,9 @@ def _reason(error: BaseException) -> str:
     return server_paths.redact(f"{type(error).__name__}: {error}")
 
 
-def _enqueue(job_id: int) -> None:
+def _enqueue(job_id: int, job: ImportJob | None = None) -> None:
+    """Send the job to a worker once committed; `job`, the caller's copy, is told when the broker refused it (the
+    row is not read back: a worker may already have taken, even finished, the import)."""
     from ..tasks import import_run
 
     def send() -> None:
@@ -119,10 +120,12 @@ def _enqueue(job_id: int) -> None:
             import_run.apply_async(args=[job_id], queue="default")
         except Exception as error:  # the broker is unreachable: say so on the job rather than leave it queued
             logger.exception("could not queue import #%s", job_id)
-            ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-                **leases.finished(ImportJob.Status.FAILED, error=f"it could not be queued for a worker: {error}")
-            )
+            failed = leases.finished(ImportJob.Status.FAILED, error=f"it could not be queued for a worker: {error}")
+            ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(**failed)
             _spool_remove(job_id)
+            if job is not None:
+                for name, value in failed.items():
+                    setattr(job, name, value)
 
     transaction.on_commit(send)
 
