@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import LeasedJob
+
 
 class Project(models.Model):
     """A fine-tuning task: its data, the label set, and the format its answers must follow."""
@@ -231,10 +233,15 @@ class Revision(models.Model):
         return f"Example #{self.example_id} v{self.version}"
 
 
-class ImportJob(models.Model):
-    """One bulk import: who sent what, how it went, and the line-numbered error report."""
+class ImportJob(LeasedJob):
+    """One bulk import: who sent what, how it went, and the line-numbered error report.
+
+    A body over FINELINE_IMPORT_SYNC_MAX_BYTES is spooled to a file and imported by a worker (queued, then running,
+    held through a lease like the other jobs); a smaller one is imported within its request. `error` says why a
+    queued import ended without its report (its worker crashed, was lost, or ran out of time)."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # spooled, waiting for a worker
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"  # every line kept or a duplicate
         PARTIAL = "partial", "Partial"  # some lines rejected, the others kept (partial mode)
@@ -244,13 +251,19 @@ class ImportJob(models.Model):
         ATOMIC = "atomic", "Atomic: any error writes nothing"
         PARTIAL = "partial", "Partial: valid lines are written"
 
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    LEASE_SETTING = "FINELINE_IMPORT_LEASE_SECONDS"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     source = models.CharField(max_length=200, blank=True)
     format = models.CharField(max_length=30, default="auto")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ATOMIC)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
-    total_lines = models.PositiveIntegerField(default=0)
+    total_lines = models.PositiveIntegerField(default=0, help_text="Lines read: so far while a worker imports.")
+    size_bytes = models.PositiveBigIntegerField(default=0, help_text="The spooled body's size (queued imports).")
+    read_bytes = models.PositiveBigIntegerField(default=0, help_text="How much of it the worker has read.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Starts by a worker (one more after a lost one).")
     created_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
@@ -261,13 +274,13 @@ class ImportJob(models.Model):
         default=dict, blank=True, help_text="Keys the mapping does not name, with the number of rows that had each."
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["running", "succeeded", "partial", "failed"]), name="importjob_status_valid"
+                condition=Q(status__in=["queued", "running", "succeeded", "partial", "failed"]),
+                name="importjob_status_valid",
             ),
             models.CheckConstraint(condition=Q(mode__in=["atomic", "partial"]), name="importjob_mode_valid"),
         ]

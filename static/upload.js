@@ -1,5 +1,6 @@
 // Upload a JSONL, JSON, CSV or Parquet file to the import API with a progress bar, then show its line-numbered
-// report. Choosing a file first previews its first rows, with a column mapping suggested when they need one.
+// report. Choosing a file first previews its first rows, with a column mapping suggested when they need one. A large
+// file is imported by a worker (the answer is 202 with the job): the bar then follows the job until its report.
 (function () {
   "use strict";
 
@@ -40,6 +41,8 @@
     } else if (report.status === "partial") {
       summary = "Imported in part: " + report.created + " created, " + report.duplicates + " duplicates skipped, " +
         report.rejected + " rejected (listed below).";
+    } else if (report.error) {
+      summary = "Nothing was written: the import stopped (" + report.error + ").";
     } else if (!report.total_lines) {
       summary = "Nothing was written: the file holds no examples.";
     } else if (report.mode === "atomic") {
@@ -68,6 +71,40 @@
       link.setAttribute("data-upload-errors-link", "");
       box.append(link);
     }
+  }
+
+  // A queued import: its detail, polled every second, moves the bar (bytes the worker has read) until the report.
+  function follow(section, job, progress, status) {
+    if (job.status !== "queued" && job.status !== "running") {
+      progress.value = 100;
+      status.textContent = "Done.";
+      showReport(section, job.status === "succeeded" || job.status === "partial" ? 201 : 400, job);
+      return;
+    }
+    if (job.status === "queued") {
+      progress.removeAttribute("value");
+      status.textContent = "Uploaded; waiting for a worker to import it…";
+    } else {
+      const share = job.size_bytes ? Math.min(99, Math.floor((100 * job.read_bytes) / job.size_bytes)) : 0;
+      progress.value = share;
+      status.textContent = "Importing… " + job.total_lines.toLocaleString() + " lines read (" + share + "%)";
+    }
+    window.setTimeout(function () {
+      fetch(job.url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) {
+            throw new Error(String(response.status));
+          }
+          return response.json();
+        })
+        .then(function (next) {
+          follow(section, next, progress, status);
+        })
+        .catch(function () {
+          // A lost answer: try again; the job goes on without the page.
+          follow(section, job, progress, status);
+        });
+    }, 1000);
   }
 
   // The first megabyte is enough to preview a text file; a Parquet file keeps its index at the end, so it goes whole.
@@ -149,14 +186,18 @@
       }
     };
     request.onload = function () {
-      progress.value = 100;
-      status.textContent = "Done.";
       let report = null;
       try {
         report = JSON.parse(request.responseText);
       } catch (error) {
         report = null;
       }
+      if (request.status === 202 && report && report.url) {
+        follow(section, report, progress, status);
+        return;
+      }
+      progress.value = 100;
+      status.textContent = "Done.";
       showReport(section, request.status, report);
     };
     request.onerror = function () {

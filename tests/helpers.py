@@ -122,11 +122,13 @@ def worker_command(queues: str, loglevel: str = "WARNING", extra=(), pool: str =
 
 
 def start_worker(
-    env: dict, queues: str = "default", loglevel: str = "WARNING", extra=(), pool: str = "solo"
+    env: dict, queues: str = "default", loglevel: str = "WARNING", extra=(), pool: str = "solo", nice: int = 0
 ) -> subprocess.Popen:
     """A real Celery worker (solo pool unless told) in a process group of its own; the caller stops it (`stop_worker`).
-    Time limits need the prefork pool, as docker-compose runs it."""
+    Time limits need the prefork pool, as docker-compose runs it. `nice`: its CPU priority, lowered by that much."""
     command = worker_command(queues, loglevel, extra, pool)
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -1,5 +1,6 @@
 """Request and response shapes of the curation API. Rules live in services; these only describe fields."""
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from core import server_paths
@@ -114,9 +115,16 @@ class ImportJobSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
     status = serializers.ChoiceField(
         choices=ImportJob.Status.choices,
-        help_text="succeeded: every line kept or a duplicate; partial: some lines rejected, the rest kept; failed:"
-        " nothing kept (an error in atomic mode, every line rejected, or no line at all).",
+        help_text="queued: a large body waiting for a worker; running: a worker imports it (see total_lines and"
+        " read_bytes); succeeded: every line kept or a duplicate; partial: some lines rejected, the rest kept; failed:"
+        " nothing kept (an error in atomic mode, every line rejected, no line at all, or `error`).",
     )
+    url = serializers.SerializerMethodField(help_text="This import's detail, to poll while it is queued or running.")
+    error = serializers.CharField(
+        help_text="Why a queued import ended without its report: its worker crashed, was lost or ran out of time."
+    )
+    size_bytes = serializers.IntegerField(help_text="The body's size, for an import a worker runs (else 0).")
+    read_bytes = serializers.IntegerField(help_text="How much of the body the worker has read so far.")
     mapping = serializers.JSONField(help_text="The column mapping the rows were read through, if any.")
     ignored_keys = serializers.DictField(
         child=serializers.IntegerField(), help_text="Keys the mapping does not name: how many rows had each."
@@ -126,6 +134,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = [
             "id",
+            "url",
             "status",
             "format",
             "mode",
@@ -133,7 +142,10 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "source",
             "created_by",
             "created_at",
+            "started_at",
             "finished_at",
+            "size_bytes",
+            "read_bytes",
             "total_lines",
             "created",
             "duplicates",
@@ -141,8 +153,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "errors",
             "errors_truncated",
             "ignored_keys",
+            "error",
         ]
         read_only_fields = fields
+
+    def get_url(self, job: ImportJob) -> str:
+        return reverse("import-detail", kwargs={"slug": job.project.slug, "pk": job.pk})
 
 
 class ImportPreviewRowSerializer(serializers.Serializer):

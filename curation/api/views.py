@@ -310,7 +310,8 @@ def _content_length_over(request, limit: int) -> bool:
 
 class ImportView(APIView):
     """Bulk import (leads): JSONL, a JSON array, CSV, Parquet or a multipart `file`; a line-numbered report either
-    way. Rows in another shape come in through `mapping`."""
+    way. Rows in another shape come in through `mapping`. A body over FINELINE_IMPORT_SYNC_MAX_BYTES is queued for a
+    worker: 202 with the job, whose detail (`url`, the Location header) gives its progress, then its report."""
 
     parser_classes = IMPORT_PARSERS
 
@@ -324,10 +325,23 @@ class ImportView(APIView):
         parameters=[
             OpenApiParameter("mode", str, enum=ImportJob.Mode.values, description="atomic (default) or partial."),
             *IMPORT_PARAMETERS,
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                response=[202],
+                description="The queued import's detail (its `url`).",
+            ),
         ],
         request=IMPORT_BODIES,
         responses={
             201: OpenApiResponse(ImportJobSerializer, "succeeded, or partial (some lines rejected, the rest kept)."),
+            202: OpenApiResponse(
+                ImportJobSerializer,
+                "A body over FINELINE_IMPORT_SYNC_MAX_BYTES, queued for a worker (status `queued`): poll its `url`"
+                " (also in the Location header) until it is succeeded, partial or failed, with the report a 201/400"
+                " has.",
+            ),
             400: OpenApiResponse(
                 {
                     "anyOf": [
@@ -341,6 +355,7 @@ class ImportView(APIView):
             411: OpenApiResponse(description="A chunked body this server cannot read: send a Content-Length."),
             413: OpenApiResponse(description="Body over the import limit."),
             415: OpenApiResponse(description="Unsupported content type."),
+            503: OpenApiResponse(ImportJobSerializer, "A large body that could not be queued (its `error` says why)."),
         },
     )
     def post(self, request, slug: str):
@@ -358,6 +373,10 @@ class ImportView(APIView):
             return _unsupported_type(str(error))
         except _EmptyBody as error:
             return _empty_body(str(error))
+        job_format = kind if kind in formats.FILE_FORMATS else fmt
+        if _content_length_over(request, settings.FINELINE_IMPORT_SYNC_MAX_BYTES):
+            return self._queue(request, project, stream, kind=kind, fmt=job_format, mode=mode, source=source,
+                               mapping=mapping)  # fmt: skip
         options = {"fmt": fmt, "labels": project.labels, "limits": services.import_limits(), "mapping": mapping}
         records = formats.read_input(kind, stream, max_body_bytes=limit, **options)
         try:
@@ -365,7 +384,7 @@ class ImportView(APIView):
                 project=project,
                 user=request.user,
                 records=records,
-                fmt=kind if kind in formats.FILE_FORMATS else fmt,
+                fmt=job_format,
                 mode=mode,
                 source=source,
                 mapping=mapping,
@@ -374,6 +393,16 @@ class ImportView(APIView):
             return _payload_too_large(limit)
         kept = job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.PARTIAL)
         return Response(ImportJobSerializer(job).data, status=status.HTTP_201_CREATED if kept else 400)
+
+    def _queue(self, request, project, stream, **options) -> Response:
+        """A large body: spooled for a worker, answered at once."""
+        try:
+            job = services.import_job_queue(project=project, user=request.user, stream=stream, **options)
+        except formats.BodyTooLarge:
+            return _payload_too_large(settings.FINELINE_IMPORT_MAX_BODY_BYTES)
+        data = ImportJobSerializer(job).data
+        queued = job.status == ImportJob.Status.QUEUED  # else failed: the broker would not take it
+        return Response(data, status=status.HTTP_202_ACCEPTED if queued else 503, headers={"Location": data["url"]})
 
 
 class ImportPreviewView(APIView):
@@ -415,7 +444,8 @@ class ImportPreviewView(APIView):
 
 
 class ImportDetailView(APIView):
-    """One import's counts and error report."""
+    """One import: its status, its progress while a worker runs it (total_lines, read_bytes of size_bytes), then
+    its counts and error report."""
 
     @extend_schema(responses=ImportJobSerializer)
     def get(self, request, slug: str, pk: int):

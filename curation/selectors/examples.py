@@ -182,7 +182,7 @@ def _export_guarded(lines: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def import_job_list(*, project: Project) -> QuerySet[ImportJob]:
-    return ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")
+    return ImportJob.objects.filter(project=project).select_related("created_by", "project").order_by("-created_at")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from .examples import (
     example_search_index,
     example_update,
 )
+from .import_jobs import import_job_queue, import_job_run, import_jobs_recover, import_spool_path
 from .imports import import_examples, import_limits
 from .projects import (
     OUTPUT_FORMAT_KINDS,
@@ -75,6 +76,10 @@ __all__ = [
     "example_update",
     "examples_send_to_review",
     "import_examples",
+    "import_job_queue",
+    "import_job_run",
+    "import_jobs_recover",
+    "import_spool_path",
     "import_limits",
     "is_lead",
     "labels_clean",

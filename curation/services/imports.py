@@ -55,6 +55,7 @@ def import_examples(
     mode: str = ImportJob.Mode.ATOMIC,
     source: str = "api",
     mapping: formats.ColumnMapping | None = None,
+    job: ImportJob | None = None,
 ) -> ImportJob:
     """Write the valid records of an import; exact duplicates (in the input or the project) are counted, not written.
 
@@ -62,21 +63,23 @@ def import_examples(
     the counts and the line-numbered report either way, and its status says what came of it: succeeded (every line
     kept or a duplicate), partial (some lines rejected, the rest kept) or failed (nothing kept: an error in atomic
     mode, every line rejected, or no line at all). `mapping`, when the records were read through one, is recorded
-    with the keys it ignored. formats.BodyTooLarge propagates after the job is marked failed.
+    with the keys it ignored. formats.BodyTooLarge propagates after the job is marked failed. `job`, when given, is
+    the queued import a worker runs (import_jobs.import_job_run): it carries the format, mode, source and mapping.
     """
     if mode not in ImportJob.Mode.values:
         raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
     if fmt not in formats.FORMATS + formats.FILE_FORMATS:
         choices = ", ".join(formats.FORMATS + formats.FILE_FORMATS)
         raise ServiceError(f"`format` must be one of {choices}.", field="format")
-    job = ImportJob.objects.create(
-        project=project,
-        created_by=user,
-        format=fmt,
-        mode=mode,
-        source=source,
-        mapping=mapping.as_dict() if mapping is not None else None,
-    )
+    if job is None:
+        job = ImportJob.objects.create(
+            project=project,
+            created_by=user,
+            format=fmt,
+            mode=mode,
+            source=source,
+            mapping=mapping.as_dict() if mapping is not None else None,
+        )
     sink = _ErrorSink(limit=settings.FINELINE_IMPORT_MAX_REPORTED_ERRORS)
     counted = _Counter(records)
     created = valid = 0
@@ -145,7 +148,19 @@ def _import_finish(
     else:
         job.status = ImportJob.Status.PARTIAL if sink.count else ImportJob.Status.SUCCEEDED
     job.finished_at = timezone.now()
-    job.save()
+    # The report's fields only: a worker's job row also carries its lease and progress, which others write.
+    job.save(update_fields=[*_REPORT_FIELDS, "status", "finished_at"])
+
+
+_REPORT_FIELDS = (
+    "total_lines",
+    "created_count",
+    "duplicate_count",
+    "rejected_count",
+    "errors",
+    "errors_truncated",
+    "ignored_keys",
+)
 
 
 _EXAMPLE_COLUMNS = (

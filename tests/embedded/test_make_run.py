@@ -33,6 +33,8 @@ class EmbeddedApp:
             if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "FINELINE_TEST_DB")
         }
         self.env["FINELINE_VAR_DIR"] = str(folder)
+        # A small import is answered within its request, a larger one queued for the worker (test_a_large_import...).
+        self.env["FINELINE_IMPORT_SYNC_MAX_BYTES"] = str(64 * 1024)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -188,6 +190,40 @@ def test_import_review_and_export(app, context):
     assert status == 200
     lines = [json.loads(line) for line in exported.splitlines() if line.strip()]
     assert len(lines) == after["approved"]
+
+
+def test_a_large_import_is_queued_and_imported_by_the_worker(app):
+    """Over FINELINE_IMPORT_SYNC_MAX_BYTES the body is spooled and answered 202; make run's worker (filesystem
+    broker, SQLite) imports it, and the quality scan that follows an import still runs."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Embedded queued import {i}: the export button does nothing."},
+                {"role": "assistant", "content": "SEVERITY: P3\nIMPACT: one team\nACTION: reply with the workaround"},
+            ],
+            "label": "P3",
+        }
+        for i in range(2000)
+    ]
+    body = b"".join(json.dumps(row).encode() + b"\n" for row in rows) + b'{"messages": "none"}\n'
+    assert len(body) > 64 * 1024
+    last_scan = app.sql("SELECT coalesce(max(id), 0) FROM curation_qualityscan")[0][0]
+    status, answer = app.api("POST", "imports/?mode=partial", body, "application/x-ndjson")
+    assert status == 202, answer
+    job = json.loads(answer)
+    assert job["status"] == "queued" and job["url"].endswith(f"/imports/{job['id']}/")
+    deadline = time.monotonic() + 120
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = json.loads(app.api("GET", f"imports/{job['id']}/")[1])
+    assert (job["status"], job["created"], job["rejected"], job["total_lines"]) == ("partial", 2000, 1, 2001)
+    assert job["errors"][0]["line"] == 2001
+    assert app.sql("SELECT count(*) FROM curation_example WHERE import_job_id = ?", job["id"]) == [(2000,)]
+    assert not list((app.folder / "imports").iterdir())  # the spooled body is gone
+    deadline = time.monotonic() + 120
+    while not app.sql("SELECT id FROM curation_qualityscan WHERE status = 'succeeded' AND id > ?", last_scan):
+        assert time.monotonic() < deadline, "no quality scan after the import"
+        time.sleep(0.5)
 
 
 def test_the_newcomers_loop_from_login_to_verdict(app, context):

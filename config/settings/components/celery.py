@@ -35,9 +35,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # exception and its job ends `failed`, saying which limit it reached; a task still running
 # FINELINE_TASK_TIME_LIMIT_GRACE seconds later has its worker process killed (the prefork pool enforces both limits;
 # `--pool solo` enforces neither).
-# Quality scans, search indexing and recovery get FINELINE_TASK_SOFT_TIME_LIMIT (500,000 examples scan in about
-# 2 minutes); training runs and merges, and evaluations, their own. Keep CELERY_VISIBILITY_TIMEOUT above the longest
-# limit plus the grace, or Redis hands a running job to a second worker.
+# Quality scans, queued imports, search indexing and recovery get FINELINE_TASK_SOFT_TIME_LIMIT (500,000 examples
+# scan in about 2 minutes); training runs and merges, and evaluations, their own. Keep CELERY_VISIBILITY_TIMEOUT above
+# the longest limit plus the grace, or Redis hands a running job to a second worker.
 FINELINE_TASK_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TASK_SOFT_TIME_LIMIT", 60 * 60))
 FINELINE_TRAINING_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TRAINING_SOFT_TIME_LIMIT", 46 * 60 * 60))
 FINELINE_EVALUATION_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_EVALUATION_SOFT_TIME_LIMIT", 12 * 60 * 60))
@@ -52,7 +52,7 @@ CELERY_TASK_ANNOTATIONS = {
         "evaluation.run": FINELINE_EVALUATION_SOFT_TIME_LIMIT,
     }.items()
 }
-# Requeues the runs and evaluations whose worker died (their lease expired).
+# Requeues the runs, evaluations and imports whose worker died (their lease expired).
 CELERY_BEAT_SCHEDULE = {
     "recover-training-runs": {
         "task": "training.recover",
@@ -61,6 +61,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "recover-evaluations": {
         "task": "evaluation.recover",
+        "schedule": FINELINE_RECOVERY_INTERVAL,
+        "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
+    },
+    "recover-imports": {
+        "task": "curation.imports_recover",
         "schedule": FINELINE_RECOVERY_INTERVAL,
         "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
     },

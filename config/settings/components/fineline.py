@@ -70,6 +70,12 @@ FINELINE_IMPORT_MAX_LINE_BYTES = int(os.environ.get("FINELINE_IMPORT_MAX_LINE_BY
 FINELINE_IMPORT_MAX_TOKENS = int(os.environ.get("FINELINE_IMPORT_MAX_TOKENS", 32768))
 FINELINE_IMPORT_MAX_DEPTH = int(os.environ.get("FINELINE_IMPORT_MAX_DEPTH", 32))
 FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_REPORTED_ERRORS", 1000))
+# A body over this many bytes is not imported within its request: it is spooled to $FINELINE_VAR_DIR/imports/ and
+# the answer is 202 with the queued job, which a worker on the `default` queue imports (it must see the same
+# FINELINE_VAR_DIR). A worker holds it through a lease (FINELINE_IMPORT_LEASE_SECONDS) like a training run: one
+# whose worker died is started once more, then failed.
+FINELINE_IMPORT_SYNC_MAX_BYTES = int(os.environ.get("FINELINE_IMPORT_SYNC_MAX_BYTES", 4 * 1024 * 1024))
+FINELINE_IMPORT_LEASE_SECONDS = int(os.environ.get("FINELINE_IMPORT_LEASE_SECONDS", 120))
 # How long an expert holds the example they opened; a lock left by a closed tab is reclaimed after it.
 FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
 # The review page checks the answer against the output format as the expert types: answers longer than this (in
