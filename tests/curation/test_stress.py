@@ -9,6 +9,7 @@ FINELINE_IMPORT_SYNC_MAX_BYTES=1000000000 imports the body within its request, a
 import html
 import json
 import os
+import random
 import re
 import sys
 import threading
@@ -31,6 +32,10 @@ from ..helpers import service_env, start_gunicorn, start_worker, stop_worker
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXPERTS = 20
 ROUNDS = int(os.environ.get("FINELINE_STRESS_ROUNDS", 500))
+# Seconds an expert reads before the next round (0 by default: 20 clients that never pause, a test of throughput as
+# much as of latency). FINELINE_STRESS_THINK_MS=1000 paces them as the fastest keyboard reviewer could, about one
+# example a second each (uniformly 0.5x to 1.5x, so they do not march in step): the latency an expert would feel.
+THINK = int(os.environ.get("FINELINE_STRESS_THINK_MS", 0)) / 1000
 IMPORTED = 50_000
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -159,6 +164,9 @@ def test_twenty_experts_review_while_fifty_thousand_examples_import(server, proj
             )  # fmt: skip
             with lock:
                 latencies.extend([(begin - took, took), (begin, time.perf_counter() - begin)])
+            if THINK:
+                time.sleep(THINK * random.uniform(0.5, 1.5))
+            with lock:
                 if status == 200 or status == 204 or 300 <= status < 400:
                     accepted.append((int(found.group(1)), marker))
                 elif status == 409:
