@@ -177,6 +177,16 @@ def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSi
         # For this transaction only: a chunk's sort by line and the counter trigger's transition table fit in
         # memory instead of spilling to temporary files (4 MB, the default, is less than one chunk).
         cursor.execute("SET LOCAL work_mem = '32MB'")
+        # The foreign keys (to the project, to a lock holder) are checked as each chunk is written, by the writer
+        # thread while this one parses, rather than all at COMMIT after the last line (a second a 100,000 rows).
+        cursor.execute(
+            "SELECT string_agg(quote_ident(conname), ', ') FROM pg_constraint WHERE conrelid = %s::regclass"
+            " AND contype = 'f' AND condeferred",
+            [Example._meta.db_table],
+        )
+        deferred = cursor.fetchone()[0]
+        if deferred:
+            cursor.execute(f"SET CONSTRAINTS {deferred} IMMEDIATE")
         cursor.execute(
             f"CREATE TEMP TABLE {stage} (line integer, messages jsonb, label text, tags jsonb, metadata jsonb,"
             " content_hash text) ON COMMIT DROP"
@@ -224,6 +234,8 @@ def _write_postgres(*, project: Project, job: ImportJob, records, sink: _ErrorSi
             writer.close(cancel=True)
             raise
         writer.close()
+        if deferred:
+            cursor.execute(f"SET CONSTRAINTS {deferred} DEFERRED")  # as they were, for a transaction that goes on
         if sink.count and atomic:
             return valid, 0
         cursor.execute(f"DROP TABLE {stage}")

@@ -84,3 +84,11 @@ def test_a_database_error_while_a_chunk_is_written_is_raised_and_nothing_is_kept
     with pytest.raises(DatabaseError):
         run_import(project, lead, jsonl([chat(f"q{i}") for i in range(12)]), mode="partial")
     assert Example.objects.filter(project=project).count() == 0
+
+
+@pytest.mark.postgresql
+def test_the_foreign_keys_checked_per_chunk_are_deferred_again_for_the_rest_of_the_transaction(project, lead):
+    run_import(project, lead, jsonl([chat(f"q{i}") for i in range(5)]))
+    # Deferred (as Django creates them): a row naming a project that does not exist passes until COMMIT.
+    orphan = Example.objects.create(project_id=project.pk + 1000, messages=[], content_hash="x")
+    orphan.delete()
