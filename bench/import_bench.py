@@ -1,12 +1,12 @@
 """Import speed, measured side by side in one run (these machines are noisy, so ratios matter, not seconds).
 
-1. 100,000 generated examples (about 55 MB of JSONL) POSTed to the import API of a real gunicorn server on
+1. 100,000 generated examples (about 69 MB of JSONL) POSTed to the import API of a real gunicorn server on
    PostgreSQL, against psycopg's binary COPY of the same rows into a bare table (parsing and hashing in Python
-   included): rows/s for both and their ratio. Goal: API >= 0.25 of COPY (stretch 0.5).
+   included): rows/s for both and their ratio. Goal: API >= 0.5 of COPY (issue 16; it was 0.25).
 2. 1,000 new rows imported into a project that holds 500,000 and into an empty one: the ratio of the times
    (median of 3). Goal: under 1.5.
-3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB.
-   `--main-only` runs just parts 1 and 3.
+3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB for a 100 MB body
+   (`--rows 145000` makes one). `--main-only` runs just parts 1 and 3.
 4. A column mapping's cost: the same examples sent as chat-format JSONL (no mapping), as flat
    sys/instruction/context/response/category rows through `?mapping=` (JSONL, then CSV): API rows/s of each (median
    of 3, each into a fresh project) and the parse-only rows/s in one process (no database). Goal: mapped >= 0.8 of
@@ -345,7 +345,7 @@ def main() -> None:
         copy_rate = copy_rows / copy_seconds
         print(f"API import : {report['created']:,} rows in {api_seconds:.2f} s = {api_rate:,.0f} rows/s", flush=True)
         print(f"binary COPY: {copy_rows:,} rows in {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s", flush=True)
-        print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.25, stretch 0.5)", flush=True)
+        print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.5)", flush=True)
         print(
             f"peak RSS of the server worker after the {args.rows:,}-row import: {peak_main:.0f} MB (goal < 300)",
             flush=True,
