@@ -1,18 +1,20 @@
 """Import speed, measured side by side in one run (these machines are noisy, so ratios matter, not seconds).
 
-1. 100,000 generated examples (about 55 MB of JSONL) POSTed to the import API of a real gunicorn server on
+1. 100,000 generated examples (about 69 MB of JSONL) POSTed to the import API of a real gunicorn server on
    PostgreSQL, against psycopg's binary COPY of the same rows into a bare table (parsing and hashing in Python
-   included): rows/s for both and their ratio. Goal: API >= 0.25 of COPY (stretch 0.5).
+   included): rows/s for both and their ratio. Goal: API >= 0.5 of COPY (issue 16; it was 0.25).
 2. 1,000 new rows imported into a project that holds 500,000 and into an empty one: the ratio of the times
    (median of 3). Goal: under 1.5.
-3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB.
+3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB for a 100 MB body
+   (`--rows 145000` makes one). `--main-only` runs just parts 1 and 3.
 4. A column mapping's cost: the same examples sent as chat-format JSONL (no mapping), as flat
    sys/instruction/context/response/category rows through `?mapping=` (JSONL, then CSV): API rows/s of each (median
    of 3, each into a fresh project) and the parse-only rows/s in one process (no database). Goal: mapped >= 0.8 of
    plain. `--mapping-only` runs just this part.
 
 Needs PostgreSQL (DATABASE_URL's server; default 127.0.0.1:5432, user postgres). Uses its own database,
-`fineline_bench`, created afresh. Run: `make bench` or `.venv/bin/python bench/import_bench.py [--rows N]`.
+`fineline_bench` (or $BENCH_DB), created afresh. Run: `make bench` or
+`.venv/bin/python bench/import_bench.py [--rows N]`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 from curation import demo  # noqa: E402
 
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "fineline_bench"
+# BENCH_DB: another name, for two benches on one server at once.
+DB_NAME = os.environ.get("BENCH_DB", "fineline_bench")
 
 
 def generate(path: Path, rows: int, seed: int) -> int:
@@ -276,6 +279,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the main import (default 100,000)")
     parser.add_argument("--big", type=int, default=500_000, help="size of the large project (default 500,000)")
     parser.add_argument("--mapping-only", action="store_true", help="only part 4: the cost of a column mapping")
+    parser.add_argument("--main-only", action="store_true", help="only parts 1 and 3: the main import and its memory")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -343,11 +347,22 @@ def main() -> None:
         copy_rate = copy_rows / copy_seconds
         print(f"API import : {report['created']:,} rows in {api_seconds:.2f} s = {api_rate:,.0f} rows/s", flush=True)
         print(f"binary COPY: {copy_rows:,} rows in {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s", flush=True)
-        print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.25, stretch 0.5)", flush=True)
+        print(f"ratio API / COPY: {api_rate / copy_rate:.2f}  (goal >= 0.5)", flush=True)
         print(
             f"peak RSS of the server worker after the {args.rows:,}-row import: {peak_main:.0f} MB (goal < 300)",
             flush=True,
         )
+        main_results = {
+            "rows": args.rows,
+            "file_mb": round(size / 1e6, 1),
+            "api_rows_per_s": round(api_rate),
+            "copy_rows_per_s": round(copy_rate),
+            "api_over_copy": round(api_rate / copy_rate, 3),
+            "server_peak_rss_mb_main_import": round(peak_main),
+        }
+        if args.main_only:
+            (OUT / "import_bench_main.json").write_text(json.dumps(main_results, indent=2))
+            return
 
         print(f"filling the large project with {args.big:,} rows ...", flush=True)
         chunk = 100_000
@@ -371,16 +386,11 @@ def main() -> None:
         peak_all = peak_rss_mb(worker)
         print(f"peak RSS of the server worker over the whole run: {peak_all:.0f} MB", flush=True)
         results = {
-            "rows": args.rows,
-            "file_mb": round(size / 1e6, 1),
-            "api_rows_per_s": round(api_rate),
-            "copy_rows_per_s": round(copy_rate),
-            "api_over_copy": round(api_rate / copy_rate, 3),
+            **main_results,
             "thousand_into_big_ms": round(big_t * 1000),
             "thousand_into_empty_ms": round(small_t * 1000),
             "big_over_empty": round(big_t / small_t, 3),
             "big_rows": args.big,
-            "server_peak_rss_mb_main_import": round(peak_main),
             "server_peak_rss_mb_whole_run": round(peak_all),
             **mapping_results,
         }
