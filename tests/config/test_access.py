@@ -54,6 +54,7 @@ def other(project, lead, version, make_user):
         "evaluations": Evaluation.objects.create(project=project, training_run=run, dataset_version=version).pk,
         "imports": ImportJob.objects.filter(project=project).first().pk,
         "dataset-versions": version.pk,
+        "versions": version.pk,
         "prompt-variants": PromptVariant.objects.create(project=project, name="v").pk,
         "cluster_id": example.pk,
         "version": 1,
