@@ -25,7 +25,7 @@ lint: $(VENV)/.installed
 
 test: lint
 	bash scripts/ensure-system-packages.sh
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 	# The service and API suites again on make run's database (SQLite); tests/embedded/ above ran make run itself.
 	$(BIN)/pytest --ds=config.settings.test_sqlite -m "not slow and not browser and not postgresql" -p no:cacheprovider
 

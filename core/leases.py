@@ -87,20 +87,29 @@ def finished(status: str, **changes: Any) -> dict[str, Any]:
 
 
 class Heartbeat(threading.Thread):
-    """Renews `worker`'s lease on the job while the job is active; `stopped.set()` ends it."""
+    """Renews `worker`'s lease on the job while the job is active, every `interval` seconds (a third of the lease by
+    default), from a database connection of its own, with the row's `changes()` (none here); `stopped.set()` ends
+    it. A renewal that finds the job no longer this worker's sets `lost` and stops."""
+
+    interval: float | None = None
 
     def __init__(self, model: type[LeasedJob], pk: int, worker: str):
         super().__init__(name=f"lease-{model._meta.model_name}-{pk}", daemon=True)
         self.model, self.job_id, self.worker, self.stopped = model, pk, worker, threading.Event()
+        self.lost = False
+
+    def changes(self) -> dict[str, Any]:
+        return {}
 
     def run(self) -> None:
         from django.db import connection
 
         try:
-            while not self.stopped.wait(lease_length(self.model).total_seconds() / 3):
-                self.model.objects.filter(pk=self.job_id, lease_owner=self.worker, status__in=self.model.ACTIVE).update(
-                    lease_until=timezone.now() + lease_length(self.model)
-                )
+            while not self.stopped.wait(self.interval or lease_length(self.model).total_seconds() / 3):
+                mine = self.model.objects.filter(pk=self.job_id, lease_owner=self.worker, status__in=self.model.ACTIVE)
+                if not mine.update(lease_until=timezone.now() + lease_length(self.model), **self.changes()):
+                    self.lost = not self.stopped.is_set()
+                    return
         finally:
             connection.close()
 

@@ -10,7 +10,6 @@ and one whose worker died is started once more (nothing of it was written: an im
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -26,7 +25,7 @@ from core.errors import ServiceError
 
 from .. import formats
 from ..models import ImportJob, Project
-from .imports import import_examples, import_limits
+from .imports import import_examples, import_job_create, import_limits, mode_clean
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +61,11 @@ def import_job_queue(
     The job says `queued`; one the broker would not take says `failed` with the reason. A body over
     FINELINE_IMPORT_MAX_BODY_BYTES fails the job (its report says so) and formats.BodyTooLarge propagates.
     """
-    if mode not in ImportJob.Mode.values:
-        raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
+    mode_clean(mode)
     if kind not in SPOOL_KINDS or fmt not in formats.FORMATS + formats.FILE_FORMATS:
         raise ServiceError(f"cannot import a {kind} body read as {fmt}.", field="format")
-    job = ImportJob.objects.create(
-        project=project,
-        created_by=user,
-        format=fmt,
-        mode=mode,
-        source=source,
-        mapping=mapping.as_dict() if mapping is not None else None,
-        status=ImportJob.Status.QUEUED,
+    job = import_job_create(
+        project=project, user=user, fmt=fmt, mode=mode, source=source, mapping=mapping, status=ImportJob.Status.QUEUED
     )
     folder = import_spool_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,7 +95,7 @@ def import_job_queue(
 
 
 def _import_job_end(job: ImportJob, status: str, **changes) -> None:
-    ImportJob.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now(), **changes)
+    ImportJob.objects.filter(pk=job.pk).update(**leases.finished(status, **changes))
 
 
 def _reason(error: BaseException) -> str:
@@ -194,17 +186,16 @@ def import_job_run(*, job_id: int, worker: str | None = None) -> ImportJob | Non
     return job
 
 
-class _Progress(threading.Thread):
-    """Writes a running import's progress (rows and bytes read) and renews its lease, once a second, from a database
-    connection of its own: the import writes its rows in one transaction, which would hide progress written from
-    within it. A worker that finds the lease gone stops the import at its next reading (LeaseLost)."""
+class _Progress(leases.Heartbeat):
+    """The lease's heartbeat of a running import, once a second, which also writes its progress (rows and bytes
+    read): from a connection of its own, as the import writes its rows in one transaction, which would hide progress
+    written from within it. A worker whose lease is gone stops the import at its next reading (LeaseLost)."""
+
+    interval = PROGRESS_SECONDS
 
     def __init__(self, job_id: int, worker: str):
-        super().__init__(name=f"import-{job_id}-progress", daemon=True)
-        self.job_id, self.worker = job_id, worker
+        super().__init__(ImportJob, job_id, worker)
         self.lines = self.read = 0
-        self.lost = False
-        self.stopped = threading.Event()
 
     def track(self, records, stream: IO[bytes]):
         for count, record in enumerate(records, 1):
@@ -214,17 +205,8 @@ class _Progress(threading.Thread):
                     raise leases.LeaseLost(f"import #{self.job_id} is no longer held by {self.worker}")
             yield record
 
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(PROGRESS_SECONDS):
-                changes = {"lease_until": timezone.now() + leases.lease_length(ImportJob)}
-                changes.update(total_lines=self.lines, read_bytes=self.read)
-                running = leases.held(ImportJob, self.job_id, self.worker).filter(status=ImportJob.Status.RUNNING)
-                if not running.update(**changes) and not self.stopped.is_set():
-                    self.lost = True
-                    return
-        finally:
-            connection.close()
+    def changes(self) -> dict:
+        return {"total_lines": self.lines, "read_bytes": self.read}
 
 
 def import_jobs_recover() -> int:

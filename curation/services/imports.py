@@ -67,20 +67,12 @@ def import_examples(
     with the keys it ignored. formats.BodyTooLarge propagates after the job is marked failed. `job`, when given, is
     the queued import a worker runs (import_jobs.import_job_run): it carries the format, mode, source and mapping.
     """
-    if mode not in ImportJob.Mode.values:
-        raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
+    mode_clean(mode)
     if fmt not in formats.FORMATS + formats.FILE_FORMATS:
         choices = ", ".join(formats.FORMATS + formats.FILE_FORMATS)
         raise ServiceError(f"`format` must be one of {choices}.", field="format")
     if job is None:
-        job = ImportJob.objects.create(
-            project=project,
-            created_by=user,
-            format=fmt,
-            mode=mode,
-            source=source,
-            mapping=mapping.as_dict() if mapping is not None else None,
-        )
+        job = import_job_create(project=project, user=user, fmt=fmt, mode=mode, source=source, mapping=mapping)
     sink = _ErrorSink(limit=settings.FINELINE_IMPORT_MAX_REPORTED_ERRORS)
     counted = _Counter(records)
     created = valid = 0
@@ -109,6 +101,33 @@ def import_examples(
         # robust: the import is committed; a broker outage only delays search indexing, it must not fail the request.
         transaction.on_commit(lambda: example_search_index.delay(project.pk, created), robust=True)
     return job
+
+
+def mode_clean(mode: str) -> None:
+    if mode not in ImportJob.Mode.values:
+        raise ServiceError(f"`mode` must be one of {', '.join(ImportJob.Mode.values)}.", field="mode")
+
+
+def import_job_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    fmt: str,
+    mode: str,
+    source: str,
+    mapping: formats.ColumnMapping | None,
+    status: str = ImportJob.Status.RUNNING,
+) -> ImportJob:
+    """The ImportJob row of an import, in the request (running) or queued for a worker."""
+    return ImportJob.objects.create(
+        project=project,
+        created_by=user,
+        format=fmt,
+        mode=mode,
+        source=source,
+        mapping=mapping.as_dict() if mapping is not None else None,
+        status=status,
+    )
 
 
 class _Counter:

@@ -154,19 +154,20 @@ def test_the_dashboard_and_readiness_count_what_the_database_holds(app, context)
     assert "No label set" not in checks["label_balance"]["detail"]
 
 
+def _tickets(count: int, question: str, label: str, answer: str) -> bytes:
+    """`count` JSONL rows of one label, the question numbered by {i}."""
+    rows = [
+        {"messages": [{"role": "user", "content": question.format(i=i)}, {"role": "assistant", "content": answer}],
+         "label": label}
+        for i in range(count)
+    ]  # fmt: skip
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
 def test_import_review_and_export(app, context):
     before = app.status_counts()
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Embedded default check {i}: the invoice page is blank for everyone."},
-                {"role": "assistant", "content": "SEVERITY: P1\nIMPACT: every customer\nACTION: page the on-call"},
-            ],
-            "label": "P1",
-        }
-        for i in range(5)
-    ]
-    body = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    body = _tickets(5, "Embedded default check {i}: the invoice page is blank for everyone.", "P1",
+                    "SEVERITY: P1\nIMPACT: every customer\nACTION: page the on-call")  # fmt: skip
     status, answer = app.api("POST", "imports/", body, "application/x-ndjson")
     assert status == 201, answer
     assert json.loads(answer)["created"] == 5
@@ -195,17 +196,9 @@ def test_import_review_and_export(app, context):
 def test_a_large_import_is_queued_and_imported_by_the_worker(app):
     """Over FINELINE_IMPORT_SYNC_MAX_BYTES the body is spooled and answered 202; make run's worker (filesystem
     broker, SQLite) imports it, and the quality scan that follows an import still runs."""
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Embedded queued import {i}: the export button does nothing."},
-                {"role": "assistant", "content": "SEVERITY: P3\nIMPACT: one team\nACTION: reply with the workaround"},
-            ],
-            "label": "P3",
-        }
-        for i in range(2000)
-    ]
-    body = b"".join(json.dumps(row).encode() + b"\n" for row in rows) + b'{"messages": "none"}\n'
+    body = _tickets(2000, "Embedded queued import {i}: the export button does nothing.", "P3",
+                    "SEVERITY: P3\nIMPACT: one team\nACTION: reply with the workaround")  # fmt: skip
+    body += b'{"messages": "none"}\n'
     assert len(body) > 64 * 1024
     last_scan = app.sql("SELECT coalesce(max(id), 0) FROM curation_qualityscan")[0][0]
     status, answer = app.api("POST", "imports/?mode=partial", body, "application/x-ndjson")
