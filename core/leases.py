@@ -49,12 +49,14 @@ def lease_length(model: type[LeasedJob]) -> timedelta:
 
 def claim(model: type[LeasedJob], pk: int, worker: str) -> bool:
     """Take the job's lease and mark it running; False when another worker's lease on it is still alive (or the job
-    is no longer queued or running). An expired lease (a dead worker) is taken over, and a worker's own renewed."""
+    is no longer queued or running). A queued job is taken whatever its `lease_until` (there, the time by which a
+    worker should have taken it: see `awaited`); an expired lease (a dead worker) is taken over, and a worker's own
+    renewed."""
     now = timezone.now()
     status = model.Status
     return bool(
         model.objects.filter(pk=pk, status__in=[status.QUEUED, status.RUNNING])
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
+        .filter(Q(status=status.QUEUED) | Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=worker))
         .update(status=status.RUNNING, lease_owner=worker, lease_until=now + lease_length(model), started_at=now)
     )
 
@@ -112,6 +114,13 @@ class Heartbeat(threading.Thread):
                     return
         finally:
             connection.close()
+
+
+def awaited(model: type[LeasedJob]) -> datetime:
+    """The `lease_until` of a job just queued: by then a worker should have claimed it. A queued job still unclaimed
+    after it had its broker message lost (a broker restarted without persistence, a purge), and the recovery may send
+    it again; a second message for a job already claimed or ended finds nothing to claim, so sending twice is safe."""
+    return timezone.now() + lease_length(model)
 
 
 def requeued(model: type[LeasedJob], **changes: Any) -> dict[str, Any]:

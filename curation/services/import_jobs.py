@@ -88,8 +88,8 @@ def import_job_queue(
         path.unlink(missing_ok=True)
         _import_job_end(job, ImportJob.Status.FAILED, error=_reason(error))
         raise
-    ImportJob.objects.filter(pk=job.pk).update(size_bytes=size)
-    job.size_bytes = size
+    job.size_bytes, job.lease_until = size, leases.awaited(ImportJob)
+    ImportJob.objects.filter(pk=job.pk).update(size_bytes=job.size_bytes, lease_until=job.lease_until)
     _enqueue(job.pk, job=job)
     return job
 
@@ -211,10 +211,11 @@ class _Progress(leases.Heartbeat):
 
 def import_jobs_recover() -> int:
     """Requeue the imports whose worker died (lease expired while running): nothing of theirs was written, so they
-    start over, once; one that lost its worker MAX_ATTEMPTS times, or its file, is failed. Spool files of imports no
-    longer queued or running are deleted. Returns how many imports were requeued."""
+    start over, once; one that lost its worker MAX_ATTEMPTS times, or its file, is failed. An import still queued a
+    lease length after it was queued (its broker message lost, or every worker busy) is sent again. Spool files of
+    imports no longer queued or running are deleted. Returns how many imports were sent again."""
     count = leases.recover_expired(
-        ImportJob, statuses=[ImportJob.Status.RUNNING], enqueue=_enqueue, outcome=_recovered, fields=["attempts"]
+        ImportJob, statuses=ImportJob.ACTIVE, enqueue=_enqueue, outcome=_recovered, fields=["attempts"]
     )
     folder = import_spool_folder()
     if folder.is_dir():
@@ -226,10 +227,17 @@ def import_jobs_recover() -> int:
 
 
 def _recovered(job: ImportJob, now) -> dict:
-    if job.attempts >= MAX_ATTEMPTS or import_spool_path(job) is None:
+    if import_spool_path(job) is None:
+        return leases.finished(
+            ImportJob.Status.FAILED, error="its spooled body is gone; nothing was written. Send the file again."
+        )
+    if job.status == ImportJob.Status.QUEUED:
+        logger.warning("import #%s was not taken by a worker in time; it is sent to the queue again", job.pk)
+        return leases.requeued(ImportJob, lease_until=leases.awaited(ImportJob))
+    if job.attempts >= MAX_ATTEMPTS:
         error = (
             f"its worker was lost (killed, or cut off from the database) {job.attempts} time(s) before it finished;"
             " nothing was written. Send the file again."
         )
         return leases.finished(ImportJob.Status.FAILED, error=error)
-    return leases.requeued(ImportJob)
+    return leases.requeued(ImportJob, lease_until=leases.awaited(ImportJob))

@@ -140,6 +140,56 @@ def test_an_import_whose_worker_died_starts_once_more_then_fails(project, lead_a
     assert list(spool.iterdir()) == []
 
 
+def test_a_queued_import_no_worker_took_in_time_is_sent_again(project, lead_api, spool):
+    job_id = post_jsonl(lead_api, project.slug, jsonl(rows(10))).json()["id"]
+    job = ImportJob.objects.get(pk=job_id)
+    # Queued with the time by which a worker should have taken it; until then the recovery leaves it alone.
+    assert job.status == "queued" and job.lease_until > timezone.now() and job.lease_owner == ""
+    assert services.import_jobs_recover() == 0
+    # Past it (its broker message lost, say): sent again, still queued, with a new deadline and no attempt spent.
+    ImportJob.objects.filter(pk=job_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.import_jobs_recover() == 1
+    job = ImportJob.objects.get(pk=job_id)
+    assert job.status == "queued" and job.lease_until > timezone.now() and job.attempts == 0
+    # Any worker may take a queued job before its deadline; a second message for it then finds nothing to take.
+    services.import_job_run(job_id=job_id, worker="me:1")
+    assert ImportJob.objects.get(pk=job_id).status == "succeeded" and Example.objects.count() == 10
+    assert services.import_job_run(job_id=job_id, worker="other:1") is None
+    assert Example.objects.count() == 10
+
+
+def test_a_queued_import_whose_body_is_gone_fails_saying_so(project, lead_api, spool):
+    job_id = post_jsonl(lead_api, project.slug, jsonl(rows(10))).json()["id"]
+    (spool / f"{job_id}.jsonl").unlink()
+    ImportJob.objects.filter(pk=job_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.import_jobs_recover() == 0
+    job = ImportJob.objects.get(pk=job_id)
+    assert job.status == "failed" and "spooled body is gone" in job.error and job.finished_at
+
+
+@pytest.fixture
+def broker_down():
+    """The broker refuses connections (nothing listens on its port) until the test ends."""
+    from config.celery import app
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    app.amqp._producer_pool, app._pool = None, None
+    yield
+    app.conf.broker_url = saved
+    app.amqp._producer_pool, app._pool = None, None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_body_the_broker_refuses_is_503_saying_why_and_keeps_nothing(project, lead_api, spool, broker_down):
+    answer = post_jsonl(lead_api, project.slug, jsonl(rows(20)))
+    assert answer.status_code == 503, answer.content
+    job = answer.json()
+    assert job["status"] == "failed" and job["error"].startswith("it could not be queued for a worker")
+    assert detail(lead_api, job["id"])["status"] == "failed"
+    assert list(spool.iterdir()) == [] and not Example.objects.exists()
+
+
 def test_a_job_another_worker_holds_is_left_alone(project, lead_api, spool):
     job_id = post_jsonl(lead_api, project.slug, jsonl(rows(10))).json()["id"]
     alive = timezone.now() + timedelta(minutes=1)
@@ -237,6 +287,24 @@ def test_an_import_whose_worker_is_killed_is_imported_by_the_next_one(project, l
     job = ImportJob.objects.get()
     assert (job.created_count, job.attempts) == (count, 2) and Example.objects.count() == count
     assert list(spool.iterdir()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
+def test_a_queued_import_whose_message_was_lost_is_imported_when_a_worker_starts(project, lead_api, spool, tmp_path):
+    from config.celery import app
+
+    job_id = post_jsonl(lead_api, project.slug, jsonl(rows(10))).json()["id"]
+    with app.connection_for_write() as broker:  # the message is lost (a broker restarted without its data, say)
+        assert broker.default_channel.queue_purge("default") == 1
+    ImportJob.objects.filter(pk=job_id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    worker = start_worker(service_env(FINELINE_VAR_DIR=tmp_path))  # looks for lost jobs as it starts
+    try:
+        seen = watch(lead_api, job_id, seconds=60)
+    finally:
+        output = stop_worker(worker)
+    assert seen[-1] == ("succeeded", 10), output
+    assert Example.objects.count() == 10 and ImportJob.objects.get().attempts == 1
 
 
 def test_the_queue_refuses_a_bad_mode_or_kind(project, lead, spool):
