@@ -12,7 +12,8 @@ from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 METHODS = ["get", "post", "put", "patch", "delete"]
-# What an expert may do besides reading: review, edit and restore examples, rate evaluation answers. Everything else that writes is a lead's.
+# What an expert may do besides reading: review, edit and restore examples, rate evaluation answers. Everything else
+# that writes is a lead's.
 EXPERT_WRITES = {
     ("review_submit", "post"),
     ("review_draft", "post"),
