@@ -159,8 +159,8 @@ def evaluation_rate(request, slug: str, pk: int):
                 relevance=form_int(request.POST.get("relevance")) or 0,
                 unsupported=unsupported,
             )
-        except ServiceError as error_:
-            status, error, shown = 400, error_.message[0].upper() + error_.message[1:], answer.pk
+        except ServiceError as failure:
+            status, error, shown = 400, failure.message[0].upper() + failure.message[1:], answer.pk
         else:
             if not request.htmx:
                 return redirect("evaluation:evaluation_rate", slug=slug, pk=pk)
