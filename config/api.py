@@ -97,6 +97,11 @@ urlpatterns = [
         name="evaluation-answers",
     ),
     path(
+        "projects/<slug:slug>/evaluations/<int:pk>/ratings/",
+        evaluation.EvaluationRatingsView.as_view(),
+        name="evaluation-ratings",
+    ),
+    path(
         "projects/<slug:slug>/evaluations/<int:pk>/send-to-review/",
         evaluation.EvaluationSendToReviewView.as_view(),
         name="evaluation-send-to-review",

@@ -1,17 +1,18 @@
 """Evaluation endpoints: launch (leads), list, detail with results and verdict, per-example answers, prompt variants."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import server_paths
+from core.errors import ServiceError
 from core.lookups import project_object_or_404
 from curation import selectors as curation_selectors
 from training.models import TrainingRun
 
 from . import metrics, selectors, services
-from .models import SYSTEMS, Evaluation, PromptVariant
+from .models import SYSTEMS, AnswerRating, Evaluation, EvaluationAnswer, PromptVariant
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
@@ -100,10 +101,91 @@ def _evaluation(request, slug: str, pk: int) -> Evaluation:
     return project_object_or_404(selectors.evaluation_list(project=project), pk=pk, name="evaluation")
 
 
+class JudgeAgreementSerializer(serializers.Serializer):
+    n = serializers.IntegerField(
+        help_text="Answers both the judge scored and at least one expert rated (the pairs rho and kappa rest on)."
+    )
+    ratings = serializers.IntegerField(help_text="The experts' ratings of those answers (several raters may rate one).")
+    relevance_spearman = serializers.FloatField(
+        allow_null=True,
+        help_text="Spearman's rho (ties: average ranks) of the judge's relevance against the mean of the experts' 1-5; "
+        "null when undefined (fewer than 2 answers, or either side's scores all equal).",
+    )
+    unsupported_kappa = serializers.FloatField(
+        allow_null=True,
+        help_text="Cohen's kappa of the judge's unsupported flag against the experts' majority (a tie counts as "
+        "unsupported); null when undefined (no answer, or judge and experts giving one same class throughout).",
+    )
+    warning = serializers.CharField(
+        allow_blank=True,
+        help_text="Why the judge is not to be trusted yet (rho or kappa under 0.6, undefined, or fewer than 20 rated "
+        "answers); empty when it is, or when the judge scored no answer.",
+    )
+
+
+class EvaluationDetailSerializer(EvaluationSerializer):
+    judge_agreement = serializers.SerializerMethodField()
+
+    class Meta(EvaluationSerializer.Meta):
+        fields = [*EvaluationSerializer.Meta.fields, "judge_agreement"]
+        read_only_fields = fields
+
+    @extend_schema_field(JudgeAgreementSerializer)
+    def get_judge_agreement(self, evaluation: Evaluation) -> dict:
+        return self.context["judge_agreement"]
+
+    def to_representation(self, evaluation: Evaluation) -> dict:
+        data = super().to_representation(evaluation)
+        if data["verdict"]:  # the stored verdict predates the ratings: the warning is read now, as the page shows it
+            data["verdict"] = {**data["verdict"], "judge_warning": self.context["judge_agreement"]["warning"]}
+        return data
+
+
 class EvaluationDetailView(APIView):
-    @extend_schema(responses=EvaluationSerializer)
+    @extend_schema(responses=EvaluationDetailSerializer)
     def get(self, request, slug: str, pk: int):
-        return Response(EvaluationSerializer(_evaluation(request, slug, pk)).data)
+        evaluation = _evaluation(request, slug, pk)
+        agreement = selectors.judge_agreement(evaluation=evaluation)
+        return Response(EvaluationDetailSerializer(evaluation, context={"judge_agreement": agreement}).data)
+
+
+class AnswerRatingSerializer(serializers.ModelSerializer):
+    answer = serializers.IntegerField(source="answer_id", help_text="An answer of this evaluation (its `id`).")
+    relevance = serializers.IntegerField(min_value=1, max_value=5, help_text="1 (off the point) to 5 (fully answers).")
+    unsupported = serializers.BooleanField(help_text="It states something the source does not support.")
+    rater = serializers.CharField(source="rater.username", read_only=True)
+
+    class Meta:
+        model = AnswerRating
+        fields = ["id", "answer", "relevance", "unsupported", "rater", "created_at", "updated_at"]
+        read_only_fields = ["id", "rater", "created_at", "updated_at"]
+
+
+class EvaluationRatingsView(APIView):
+    """An expert's (or a lead's) blind rating of one answer of the evaluation; rating it again replaces it."""
+
+    @extend_schema(
+        request=AnswerRatingSerializer,
+        responses={201: AnswerRatingSerializer, 200: AnswerRatingSerializer},
+        description="201 with a new rating, 200 when it replaces the caller's earlier rating of the answer; 404 for "
+        "an answer of another evaluation.",
+    )
+    def post(self, request, slug: str, pk: int):
+        evaluation = _evaluation(request, slug, pk)
+        serializer = AnswerRatingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        answer = project_object_or_404(
+            EvaluationAnswer.objects.filter(evaluation=evaluation), pk=data["answer_id"], name="answer"
+        )
+        try:
+            rating, created = services.answer_rating_save(
+                answer=answer, rater=request.user, relevance=data["relevance"], unsupported=data["unsupported"]
+            )
+        except ServiceError as error:
+            raise serializers.ValidationError({error.field or "non_field_errors": [error.message]})
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(AnswerRatingSerializer(rating).data, status=code)
 
 
 class EvaluationAnswerSerializer(serializers.Serializer):
@@ -112,7 +194,9 @@ class EvaluationAnswerSerializer(serializers.Serializer):
     messages = serializers.ListField(child=serializers.DictField())
     reference = serializers.CharField()
     reference_label = serializers.CharField(allow_blank=True)
-    answers = serializers.DictField(help_text="system -> {answer, format_ok, label, label_ok, relevance, ...}")
+    answers = serializers.DictField(
+        help_text="system -> {id (what a rating names), answer, format_ok, label, label_ok, relevance, ...}"
+    )
     failed = serializers.BooleanField(help_text="The fine-tuned answer failed a check.")
 
 

@@ -511,3 +511,69 @@ def verdict(
         "skipped": skipped,
         "n_needed": max(needed) if needed else None,
     }
+
+
+# --- Trusting the judge: its agreement with the experts who rated its answers blind ----------------------------------
+
+AGREEMENT_MIN = 0.6  # under this, rho or kappa is low: the judge's scores are not to be relied on
+RATINGS_MIN = 20  # rated answers below which the agreement itself is too uncertain to rely on
+
+
+def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation: Pearson's r of the two lists' ranks, tied values sharing their average rank
+    (scipy's `spearmanr`). None when it is undefined: fewer than 2 pairs, or a list whose values are all the same
+    (no order to correlate with)."""
+    if len(a) != len(b):
+        raise ValueError("a and b differ in length")
+    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
+    """Cohen's kappa of two raters' yes/no: (p_o - p_e) / (1 - p_e), p_o the share of pairs that agree and p_e the
+    share expected by chance from each rater's own rate of yes (scikit-learn's `cohen_kappa_score`). None when it is
+    undefined: no pair, or both raters saying the same one class throughout (p_e = 1: nothing to correct for chance,
+    so nothing says whether the judge can tell the classes apart). One rater constant and the other not gives 0."""
+    if len(a) != len(b):
+        raise ValueError("a and b differ in length")
+    if not a or (len(set(a)) == 1 and set(a) == set(b)):
+        return None
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score([bool(x) for x in a], [bool(y) for y in b]))
+
+
+def judge_agreement(rows: Iterable[dict]) -> dict:
+    """How far the judge agrees with the experts, over the answers that both the judge and at least one expert scored.
+
+    Each row is one answer: `judge_relevance` (float or None), `judge_unsupported` (bool or None), and the experts'
+    ratings of it, `relevance` (list of 1-5) and `unsupported` (list of bool). An answer the judge did not score
+    (None: the judge failed on it, or the system has no text answer) or that no expert rated is left out, never
+    counted as 0. Several experts on one answer count once, as their consensus: the mean of their relevance, and the
+    majority of their unsupported flags, a tie counting as unsupported (half the experts finding a claim the source
+    does not support is enough to call the answer unsupported, as the judge does on one claim).
+
+    Returns {"n": answers compared, "ratings": expert ratings behind them, "relevance_spearman": rho of the judge's
+    relevance against the experts' mean, "unsupported_kappa": kappa of the judge's flag against the experts' majority};
+    a statistic that is undefined (see spearman_rho, cohen_kappa) is None."""
+    judge_relevance, expert_relevance, judge_flag, expert_flag = [], [], [], []
+    ratings = 0
+    for row in rows:
+        if row["judge_relevance"] is None or row["judge_unsupported"] is None or not row["relevance"]:
+            continue
+        ratings += len(row["relevance"])
+        judge_relevance.append(float(row["judge_relevance"]))
+        expert_relevance.append(sum(row["relevance"]) / len(row["relevance"]))
+        judge_flag.append(bool(row["judge_unsupported"]))
+        expert_flag.append(2 * sum(1 for flag in row["unsupported"] if flag) >= len(row["unsupported"]))
+    rho = spearman_rho(judge_relevance, expert_relevance)
+    kappa = cohen_kappa(judge_flag, expert_flag)
+    return {
+        "n": len(judge_relevance),
+        "ratings": ratings,
+        "relevance_spearman": None if rho is None else round(rho, 4),
+        "unsupported_kappa": None if kappa is None else round(kappa, 4),
+    }

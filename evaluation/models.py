@@ -73,6 +73,28 @@ class EvaluationAnswer(models.Model):
         return f"{self.system} on item {self.item_id}"
 
 
+class AnswerRating(models.Model):
+    """One expert's blind rating of one answer (the system's name never shown): how relevant it is, 1-5, and whether it
+    states something the source does not support. What the judge's scores are checked against; one per rater per
+    answer, changed in place when the rater rates it again."""
+
+    answer = models.ForeignKey(EvaluationAnswer, on_delete=models.CASCADE, related_name="ratings")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    relevance = models.PositiveSmallIntegerField(help_text="1 (off the point) to 5 (fully answers it).")
+    unsupported = models.BooleanField(help_text="The answer states something the source does not support.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["answer", "rater"], name="answerrating_one_per_rater"),
+            models.CheckConstraint(condition=Q(relevance__gte=1, relevance__lte=5), name="answerrating_relevance_1_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} on answer {self.answer_id}"
+
+
 class PromptVariant(models.Model):
     """A prompt for the base model (system prompt + few-shot examples from the training split) that a lead edits;
     the evaluation uses the variant that scores best on the validation split."""

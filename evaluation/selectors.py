@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from curation.models import DatasetVersion, DatasetVersionItem, Project
+from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
 from training.models import TrainingRun
 
 from . import metrics, verdicts
-from .models import Evaluation, EvaluationAnswer
+from .models import AnswerRating, Evaluation, EvaluationAnswer
 
 FAILED = Q(format_ok=False) | Q(label_ok=False) | Q(hallucinated=True)
+RATING_SAMPLE = 100  # answers offered to the experts to rate, per evaluation
 SHAPE_SAMPLE = 2000  # test examples read to tell whether the reference answers state their label
 PRIMARY_BY_SHAPE = {
     "format": ["format_accuracy", "label_accuracy"],
@@ -122,6 +125,7 @@ def evaluation_examples(
     by_item: dict[int, dict[str, Any]] = {}
     for answer in answers.filter(item_id__in=page).order_by("item_id", "id"):
         by_item.setdefault(answer.item_id, {})[answer.system] = {
+            "id": answer.id,
             "answer": answer.answer,
             "format_ok": answer.format_ok,
             "label": answer.label,
@@ -379,3 +383,84 @@ def _evaluation_entry(row: dict, before: dict | None) -> dict[str, Any]:
         previous_evaluation=previous,
         verdict_moved=bool(outcome and previous and previous["outcome"] != outcome),
     )
+
+
+# --- Trusting the judge: the experts' blind ratings and the judge's agreement with them ------------------------------
+
+
+def _judged(evaluation: Evaluation) -> QuerySet[EvaluationAnswer]:
+    """The answers the judge scored (relevance and the unsupported flag); a classifier's bare label is not rated."""
+    return EvaluationAnswer.objects.filter(
+        evaluation=evaluation, relevance__isnull=False, hallucinated__isnull=False
+    ).exclude(system="embedding_classifier")
+
+
+def rating_sample(*, evaluation: Evaluation) -> list[int]:
+    """The answers the experts are asked to rate, in the order they are shown: up to RATING_SAMPLE of the answers the
+    judge scored, across systems, shuffled with a seed of the evaluation's id, so every rater meets them in the same
+    order (their ratings overlap from the first) and a reload shows the same one. Ids only: no system name."""
+    ids = list(_judged(evaluation).order_by("id").values_list("id", flat=True))
+    random.Random(f"judge-agreement:{evaluation.pk}").shuffle(ids)
+    return ids[:RATING_SAMPLE]
+
+
+def rating_next(*, evaluation: Evaluation, rater: AbstractBaseUser, answer_id: int | None = None) -> dict[str, Any]:
+    """What the rating page shows a rater: the answer `answer_id` of the sample (to change a rating), else the first
+    of the sample they have not rated; with its source (the turns before it, and any sources in the example's
+    metadata), the reference answer, its place in the sample and the rater's earlier rating of it. Never the system
+    that wrote it. `answer` is None when the rater has rated the whole sample (or `answer_id` is not in it)."""
+    sample = rating_sample(evaluation=evaluation)
+    mine = {
+        row["answer_id"]: row
+        for row in AnswerRating.objects.filter(rater=rater, answer_id__in=sample).values(
+            "answer_id", "relevance", "unsupported"
+        )
+    }
+    state: dict[str, Any] = {"total": len(sample), "rated": len(mine), "answer": None}
+    if answer_id is None:
+        answer_id = next((pk for pk in sample if pk not in mine), None)
+    if answer_id is None or answer_id not in sample:
+        return state
+    answer = EvaluationAnswer.objects.values("id", "answer", "item__messages", "item__example_id").get(pk=answer_id)
+    messages = answer["item__messages"]
+    last = max(i for i, message in enumerate(messages) if message["role"] == "assistant")
+    metadata = Example.objects.filter(pk=answer["item__example_id"]).values_list("metadata", flat=True).first() or {}
+    sources = metadata.get("sources") or []
+    return {
+        **state,
+        "answer": {
+            "id": answer["id"],
+            "text": answer["answer"],
+            "messages": messages[:last],
+            "sources": [sources] if isinstance(sources, str) else sources,
+            "reference": messages[last]["content"],
+            "position": sample.index(answer_id) + 1,
+            "rating": mine.get(answer_id),
+        },
+    }
+
+
+def judge_agreement(*, evaluation: Evaluation) -> dict[str, Any]:
+    """The judge's agreement with the experts' ratings of this evaluation's answers (metrics.judge_agreement: n,
+    ratings, relevance_spearman, unsupported_kappa), and `warning`, in words, when it is too low or too thin to trust
+    the judge (verdicts.judge_warning); no warning when the judge scored no answer (nothing rests on it)."""
+    rows: dict[int, dict[str, Any]] = {}
+    ratings = AnswerRating.objects.filter(answer__evaluation=evaluation).values(
+        "answer_id", "answer__relevance", "answer__hallucinated", "relevance", "unsupported"
+    )
+    for rating in ratings.order_by("answer_id", "id"):
+        row = rows.setdefault(
+            rating["answer_id"],
+            {
+                "judge_relevance": rating["answer__relevance"],
+                "judge_unsupported": rating["answer__hallucinated"],
+                "relevance": [],
+                "unsupported": [],
+            },
+        )
+        row["relevance"].append(rating["relevance"])
+        row["unsupported"].append(rating["unsupported"])
+    agreement = metrics.judge_agreement(rows.values())
+    judged = agreement["n"] > 0 or _judged(evaluation).exists()
+    agreement["warning"] = verdicts.judge_warning(agreement) if judged else ""
+    return agreement

@@ -27,7 +27,7 @@ from training import artifacts, base_models
 from training.models import TrainingRun
 
 from . import harness, metrics, selectors, verdicts
-from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
+from .models import SYSTEMS, AnswerRating, Evaluation, EvaluationAnswer, PromptVariant
 
 DEFAULT_PRIMARY = ["format_accuracy", "label_accuracy"]  # without a version to read the task's shape from
 CASE_SHARES = ("format_accuracy", "label_accuracy", "macro_f1")  # higher-is-better shares of the test cases
@@ -545,6 +545,20 @@ def evaluation_send_to_review(
         user=user,
         tag=f"eval-{evaluation.pk}",
         comment=f"Sent back to review: the fine-tune of evaluation #{evaluation.pk} failed on it.",
+    )
+
+
+def answer_rating_save(
+    *, answer: EvaluationAnswer, rater: AbstractBaseUser, relevance: int, unsupported: bool
+) -> tuple[AnswerRating, bool]:
+    """An expert's blind rating of an answer (relevance 1-5, whether it states something the source does not
+    support), or their new one in place of the one they gave before. Returns the rating and whether it is new."""
+    if isinstance(relevance, bool) or not isinstance(relevance, int) or not 1 <= relevance <= 5:
+        raise ServiceError("relevance is a whole number from 1 to 5.", field="relevance")
+    if not isinstance(unsupported, bool):
+        raise ServiceError("unsupported is yes or no (true or false).", field="unsupported")
+    return AnswerRating.objects.update_or_create(
+        answer=answer, rater=rater, defaults={"relevance": relevance, "unsupported": unsupported}
     )
 
 

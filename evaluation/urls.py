@@ -7,6 +7,7 @@ urlpatterns = [
     path("projects/<slug:slug>/evaluations/", views.evaluation_list, name="evaluation_list"),
     path("projects/<slug:slug>/evaluations/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),
     path("projects/<slug:slug>/evaluations/<int:pk>/examples/", views.evaluation_examples, name="evaluation_examples"),
+    path("projects/<slug:slug>/evaluations/<int:pk>/rate/", views.evaluation_rate, name="evaluation_rate"),
     path(
         "projects/<slug:slug>/evaluations/<int:pk>/send-to-review/",
         views.evaluation_send_to_review,

@@ -119,3 +119,30 @@ def _to_conclude(decided: dict, n: int, names: dict[str, str]) -> str:
         tied = ", ".join(f"{names[c['baseline']]} on {METRIC_NAMES[c['metric']]}" for c in ties)
         parts.append(f"Tied with {tied}: more examples decide only if the systems really differ.")
     return " ".join(parts)
+
+
+def judge_warning(agreement: dict) -> str:
+    """Why the judge's relevance and hallucination scores are not to be trusted yet, in words; "" when the experts'
+    ratings agree with it enough (rho and kappa at least metrics.AGREEMENT_MIN on at least metrics.RATINGS_MIN
+    rated answers). An undefined statistic is not agreement: it warns too, saying why."""
+    reasons = []
+    n = agreement["n"]
+    if n < metrics.RATINGS_MIN:
+        reasons.append(
+            f"it rests on {n} answer{'' if n == 1 else 's'} rated by experts (fewer than {metrics.RATINGS_MIN})"
+        )
+    rho, kappa = agreement["relevance_spearman"], agreement["unsupported_kappa"]
+    if n and rho is None:
+        reasons.append("Spearman's rho on relevance is undefined (the judge's or the experts' scores are all equal)")
+    elif rho is not None and rho < metrics.AGREEMENT_MIN:
+        reasons.append(f"Spearman's rho on relevance is {rho:.2f} (under {metrics.AGREEMENT_MIN})")
+    if n and kappa is None:
+        reasons.append(
+            "Cohen's kappa on the unsupported flag is undefined (judge and experts gave one same answer throughout, "
+            "so nothing shows the judge can tell a supported answer from an unsupported one)"
+        )
+    elif kappa is not None and kappa < metrics.AGREEMENT_MIN:
+        reasons.append(f"Cohen's kappa on the unsupported flag is {kappa:.2f} (under {metrics.AGREEMENT_MIN})")
+    if not reasons:
+        return ""
+    return "Trust the judge's relevance and hallucination scores with care: " + "; ".join(reasons) + "."

@@ -19,7 +19,7 @@ from training import selectors as training_selectors
 from training.models import TrainingRun
 
 from . import metrics, selectors, services, verdicts
-from .models import SYSTEMS, Evaluation, PromptVariant
+from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
 
 PAGE = 20
 # The metrics a lead can make the verdict's (latency and cost are shown, rarely decided on).
@@ -86,6 +86,9 @@ def evaluation_detail(request, slug: str, pk: int):
         "verdict": selectors.evaluation_verdict(evaluation=evaluation, system_names=verdicts.SYSTEM_NAMES),
         "metric_names": verdicts.METRIC_NAMES,
         "lower_is_better": [name for name, higher in metrics.HIGHER_IS_BETTER.items() if not higher],
+        "agreement": selectors.judge_agreement(evaluation=evaluation),
+        "agreement_min": metrics.AGREEMENT_MIN,
+        "ratings_min": metrics.RATINGS_MIN,
     }
     if request.htmx and request.GET.get("part") == "live":
         if evaluation.status not in Evaluation.ACTIVE:
@@ -123,6 +126,61 @@ def evaluation_examples(request, slug: str, pk: int):
         "is_lead": _lead(project),
     }
     return render(request, "evaluation/htmx/examples.html", context)
+
+
+RELEVANCE = [
+    (1, "off the point"),
+    (2, "touches it"),
+    (3, "partly answers"),
+    (4, "answers it"),
+    (5, "fully answers it"),
+]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def evaluation_rate(request, slug: str, pk: int):
+    """Rating answers blind, one at a time (any member: experts and leads): the source, the reference and an answer
+    with no system name; relevance 1-5 and whether it states something the source does not support. A save shows the
+    next unrated answer of the seeded sample (htmx swap; a redirect without script); ?answer=<id> shows one again to
+    change its rating."""
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    evaluation = get_object_or_404(selectors.evaluation_list(project=project), pk=pk)
+    status, error, saved, shown = 200, "", None, None
+    if request.method == "POST":
+        answer = get_object_or_404(EvaluationAnswer, evaluation=evaluation, pk=_id(request.POST.get("answer", "")))
+        unsupported = {"yes": True, "no": False}.get(request.POST.get("unsupported", ""))
+        try:
+            if unsupported is None:
+                raise ServiceError("Say whether the answer states something the source does not support (y or n).")
+            services.answer_rating_save(
+                answer=answer,
+                rater=request.user,
+                relevance=form_int(request.POST.get("relevance")) or 0,
+                unsupported=unsupported,
+            )
+        except ServiceError as failure:
+            status, error, shown = 400, failure.message[0].upper() + failure.message[1:], answer.pk
+        else:
+            if not request.htmx:
+                return redirect("evaluation:evaluation_rate", slug=slug, pk=pk)
+            saved = answer.pk
+    elif request.GET.get("answer"):
+        shown = _id(request.GET["answer"])
+    state = selectors.rating_next(evaluation=evaluation, rater=request.user, answer_id=shown)
+    if shown is not None and state["answer"] is None and status == 200:
+        raise Http404("That answer is not among those to rate.")
+    context = {
+        "project": project,
+        "evaluation": evaluation,
+        "state": state,
+        "error": error,
+        "saved": saved,
+        "relevance_choices": RELEVANCE,
+        "posted": request.POST if error else None,
+    }
+    template = "evaluation/htmx/rating.html" if request.htmx else "evaluation/evaluation_rate.html"
+    return render(request, template, context, status=status)
 
 
 @login_required

@@ -12,7 +12,8 @@ from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 METHODS = ["get", "post", "put", "patch", "delete"]
-# What an expert may do besides reading: review, edit and restore examples. Everything else that writes is a lead's.
+# What an expert may do besides reading: review, edit and restore examples, rate evaluation answers. Everything else
+# that writes is a lead's.
 EXPERT_WRITES = {
     ("review_submit", "post"),
     ("review_draft", "post"),
@@ -23,6 +24,9 @@ EXPERT_WRITES = {
     ("example_restore", "post"),
     ("example-detail", "patch"),
     ("example-detail", "put"),
+    # Rating an evaluation's answers blind (what the judge is checked against): experts and leads alike.
+    ("evaluation_rate", "post"),
+    ("evaluation-ratings", "post"),
 }
 # Pages and reads only a lead sees.
 LEAD_READS = {("disagreements", "get")}

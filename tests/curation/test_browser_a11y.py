@@ -9,6 +9,7 @@ import pytest
 
 from curation import services
 from curation.models import DatasetVersion, Example, QualityScan
+from evaluation.models import AnswerRating, EvaluationAnswer
 
 from ..browser_helpers import log_in
 from ..evaluation import test_views as evaluation_views
@@ -29,6 +30,7 @@ def site(project, version, finished, lead, expert):
     """A project with something on every page: a frozen version, a quality scan, pending examples to review, a run
     and its evaluation. Returns the paths of the pages."""
     evaluation, _ = finished
+    EvaluationAnswer.objects.filter(evaluation=evaluation).update(relevance=4.0, hallucinated=False)  # judged: rated
     pending = list(Example.objects.filter(project=project).order_by("id")[:10])
     Example.objects.filter(pk__in=[e.pk for e in pending]).update(status="pending")
     services.quality_scan_run(scan=QualityScan.objects.create(project=project, threshold=0.85))
@@ -45,6 +47,7 @@ def site(project, version, finished, lead, expert):
         "run": f"/projects/{slug}/runs/{evaluation.training_run_id}/",
         "evaluations": f"/projects/{slug}/evaluations/",
         "evaluation": f"/projects/{slug}/evaluations/{evaluation.pk}/",
+        "rate": f"/projects/{slug}/evaluations/{evaluation.pk}/rate/",
         "prompts": f"/projects/{slug}/prompts/",
         "version diff": f"/projects/{slug}/versions/{changed.pk}/diff/",
         "project history": f"/projects/{slug}/history/",
@@ -78,7 +81,7 @@ def audit(page, url: str, where: str, impacts: Counter) -> list[str]:
 
 def test_every_page_fits_a_phone_and_a_desktop_and_axe_finds_nothing_serious(browser, live_server, site):
     problems, impacts = [], Counter()
-    expert_pages = ["projects", "dashboard", "review", "examples", "runs", "version diff"]
+    expert_pages = ["projects", "dashboard", "review", "examples", "runs", "version diff", "rate"]
     for username, pages in (("lena", list(site)), ("maria", expert_pages)):
         for size, viewport in SIZES.items():
             context = browser.new_context(viewport=viewport)
@@ -120,4 +123,32 @@ def test_choosing_another_version_swaps_the_diff_in_place(browser, live_server, 
     page.wait_for_selector("#version-diff h2:text('Against v2')")
     assert page.locator("[data-count=removed]").inner_text() == "0"
     assert page.url.endswith(f"?against={v2.pk}")  # the choice is in the address, as a reload keeps it
+    context.close()
+
+
+def test_an_expert_rates_answers_blind_with_the_keyboard_alone(browser, live_server, site, expert):
+    context = browser.new_context(viewport=SIZES["1920x1080"])
+    page = log_in(context, live_server.url, "maria", "pw-maria")
+    page.goto(live_server.url + site["rate"])
+    first = int(page.get_attribute("[data-rating-panel]", "data-answer"))
+    assert page.evaluate("document.activeElement.hasAttribute('data-rating-panel')")
+    assert page.get_by_role("region", name="Answer 1 of 6").count() == 1
+    page.keyboard.press("4")
+    page.keyboard.press("y")
+    assert page.get_by_role("radio", name="4 answers it").is_checked()
+    assert page.get_by_role("radio", name="y yes, unsupported").is_checked()
+    page.keyboard.press("Enter")  # saved, and the next answer slides in with the focus on it
+    page.wait_for_selector(f"[data-rating-panel]:not([data-answer='{first}'])")
+    assert page.get_by_role("region", name="Answer 2 of 6").count() == 1
+    assert page.evaluate("document.activeElement.hasAttribute('data-rating-panel')")
+    rating = AnswerRating.objects.get(rater=expert)
+    assert (rating.answer_id, rating.relevance, rating.unsupported) == (first, 4, True)
+    second = int(page.get_attribute("[data-rating-panel]", "data-answer"))
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")  # the unsupported question unanswered: the browser asks, nothing is saved
+    page.keyboard.press("n")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"[data-rating-panel]:not([data-answer='{second}'])")
+    assert AnswerRating.objects.get(rater=expert, answer_id=second).relevance == 2
+    assert AnswerRating.objects.filter(rater=expert).count() == 2
     context.close()

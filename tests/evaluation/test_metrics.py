@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from curation import demo, formats
-from evaluation import metrics
+from evaluation import metrics, verdicts
 
 FITS = formats.answer_checker(demo.OUTPUT_FORMAT)
 GOOD = "SEVERITY: P2\nIMPACT: one team\nACTION: look"
@@ -252,3 +252,71 @@ def test_where_the_label_is_read_from():
     assert metrics.labels_stated(references, ["P2", "P1", "P4"], labels) == 1
     assert metrics.majority_label({"P4": 72, "P1": 10, "P2": 18, "": 5}) == ("P4", 0.72)
     assert metrics.majority_label({}) is None
+
+
+# The judge against the experts, by hand. One row per answer: the judge's relevance and flag, the experts' ratings.
+#   answer  judge rel  judge flag  experts' rel  -> mean  experts' flags   -> majority
+#   A1      5          no          5, 4          4.5      no, no           no
+#   A2      4          no          4             4        yes              yes
+#   A3      4          yes         5, 4          4.5      yes, no          yes (a tie counts as unsupported)
+#   A4      2          yes         2             2        yes              yes
+#   A5      1          no          3             3        no               no
+#   A6      3          no          1, 1          1        no, no           no
+#   A7      None       None        5             -        yes              -   (the judge did not score it: left out)
+#   A8      4          no          (none)        -        -                -   (no expert rated it: left out)
+# Ranks (ties share their average): judge 6, 4.5, 4.5, 2, 1, 3; experts 5.5, 4, 5.5, 2, 3, 1; both have mean 3.5.
+# Deviations: judge 2.5, 1, 1, -1.5, -2.5, -0.5; experts 2, .5, 2, -1.5, -.5, -2.5.
+# rho = sum(dJ dE) / sqrt(sum dJ^2 sum dE^2) = (5 + .5 + 2 + 2.25 + 1.25 + 1.25) / sqrt(17 x 17) = 12.25 / 17 = 49/68.
+# Flags: judge no no yes yes no no; experts no yes yes yes no no. p_o = 5/6; judge says yes 2/6, experts 3/6:
+# p_e = 2/6 x 3/6 + 4/6 x 3/6 = 1/2; kappa = (5/6 - 1/2) / (1 - 1/2) = 2/3.
+JUDGE_TABLE = [
+    (5.0, False, [5, 4], [False, False]),
+    (4.0, False, [4], [True]),
+    (4.0, True, [5, 4], [True, False]),
+    (2.0, True, [2], [True]),
+    (1.0, False, [3], [False]),
+    (3.0, False, [1, 1], [False, False]),
+    (None, None, [5], [True]),
+    (4.0, False, [], []),
+]
+JUDGE_RHO, JUDGE_KAPPA = 49 / 68, 2 / 3
+
+
+def judge_rows(table=JUDGE_TABLE):
+    return [{"judge_relevance": j, "judge_unsupported": f, "relevance": r, "unsupported": u} for j, f, r, u in table]
+
+
+def test_the_judges_agreement_with_the_experts_by_hand():
+    agreement = metrics.judge_agreement(judge_rows())
+    assert agreement["n"] == 6 and agreement["ratings"] == 9  # A7 and A8 left out, not counted as 0
+    assert agreement["relevance_spearman"] == pytest.approx(JUDGE_RHO, abs=1e-4)  # 0.7206
+    assert agreement["unsupported_kappa"] == pytest.approx(JUDGE_KAPPA, abs=1e-4)  # 0.6667
+    # Were a tie "supported", A3's experts would say no: p_o = 4/6, experts yes 2/6, p_e = 4/36 + 16/36 = 5/9,
+    # kappa = (2/3 - 5/9) / (4/9) = 1/4.
+    flipped = [(j, f, r, [False] if i == 2 else u) for i, (j, f, r, u) in enumerate(JUDGE_TABLE)]
+    assert metrics.judge_agreement(judge_rows(flipped))["unsupported_kappa"] == pytest.approx(0.25, abs=1e-4)
+
+
+def test_agreement_that_does_not_apply_is_none():
+    assert metrics.spearman_rho([3, 3, 3], [1, 2, 3]) is None  # the judge gave one score: no order to compare
+    assert metrics.spearman_rho([1], [1]) is None and metrics.spearman_rho([], []) is None
+    assert metrics.spearman_rho([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
+    assert metrics.cohen_kappa([False] * 4, [False] * 4) is None  # one class throughout: p_e = 1
+    assert metrics.cohen_kappa([], []) is None
+    # One side constant, the other not: p_o = 1/2, p_e = 1 x 1/2: kappa 0, defined.
+    assert metrics.cohen_kappa([False, False], [True, False]) == pytest.approx(0)
+    empty = metrics.judge_agreement([])
+    assert empty == {"n": 0, "ratings": 0, "relevance_spearman": None, "unsupported_kappa": None}
+
+
+def test_the_judge_is_trusted_from_20_answers_and_rho_and_kappa_of_0_6():
+    def warning(n, rho, kappa):
+        return verdicts.judge_warning({"n": n, "relevance_spearman": rho, "unsupported_kappa": kappa})
+
+    assert warning(20, 0.6, 0.6) == ""
+    few = warning(6, JUDGE_RHO, JUDGE_KAPPA)
+    assert "rests on 6 answers rated by experts (fewer than 20)" in few and "rho" not in few and "kappa" not in few
+    low = warning(40, 0.59, 0.2)
+    assert "Spearman's rho on relevance is 0.59 (under 0.6)" in low and "Cohen's kappa" in low and "rests" not in low
+    assert "kappa on the unsupported flag is undefined" in warning(40, 0.9, None)
+    assert "rests on 0 answers" in warning(0, None, None) and "undefined" not in warning(0, None, None)
