@@ -10,7 +10,7 @@ from curation.models import DatasetVersion, DatasetVersionItem, Project
 from training.models import TrainingRun
 
 from . import metrics, verdicts
-from .models import Evaluation, EvaluationAnswer
+from .models import Evaluation, EvaluationAnswer, GenerationJob
 
 FAILED = Q(format_ok=False) | Q(label_ok=False) | Q(hallucinated=True)
 SHAPE_SAMPLE = 2000  # test examples read to tell whether the reference answers state their label
@@ -106,6 +106,11 @@ def _reference(messages: list[dict]) -> str:
 
 def evaluation_list(*, project: Project) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(project=project).select_related("dataset_version", "created_by", "training_run")
+
+
+def generation_job_list(*, project: Project) -> QuerySet[GenerationJob]:
+    """The project's generation jobs, newest first."""
+    return GenerationJob.objects.filter(project=project).select_related("project", "created_by")
 
 
 def evaluation_examples(

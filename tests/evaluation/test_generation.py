@@ -100,7 +100,12 @@ def test_a_reply_is_read_from_a_fence_or_a_sentence_and_gets_the_project_system_
     assert fenced[0]["content"] == "You are a support agent."
     shaped = candidates.parse_candidate(f"Sure: {GOOD_B} Hope it helps.")
     assert [m["role"] for m in shaped] == ["user", "assistant"]
-    with_system = '{"messages": [{"role": "system", "content": "other"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
+    turns = [
+        {"role": "system", "content": "other"},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+    ]
+    with_system = json.dumps({"messages": turns})
     assert candidates.parse_candidate(with_system, system_prompt="mine")[0]["content"] == "mine"
 
 
@@ -109,14 +114,14 @@ def test_a_reply_is_read_from_a_fence_or_a_sentence_and_gets_the_project_system_
 
 @pytest.fixture
 def seeded(project, lead, lead_api):
-    """Three approved P1 examples (the seeds), one pending P1 and a few approved P4."""
+    """Three approved P1 examples (the seeds), one pending P1 and 12 approved P4 (P1 lacks examples)."""
     rows = [chat(LONG, SEED_ANSWER, label="P1")]
     rows += [
         chat(f"Seed ticket {i}: the whole {w} is down for every user.", SEED_ANSWER, label="P1")
         for i, w in enumerate(["site", "API"])
     ]
     rows += [chat("Pending ticket about a crash.", SEED_ANSWER, label="P1")]
-    rows += [chat(f"Question {i} about an invoice.", label="P4") for i in range(4)]
+    rows += [chat(f"Question {i} about an invoice.", label="P4") for i in range(12)]
     assert post_jsonl(lead_api, project.slug, jsonl(rows)).status_code == 201
     Example.objects.filter(project=project).exclude(messages__1__content="Pending ticket about a crash.").update(
         status="approved"
@@ -186,9 +191,11 @@ def test_a_frontier_job_writes_the_good_candidates_pending_and_reports_every_rej
 
 def test_launch_rules(seeded, lead, settings):
     project = seeded
-    make = lambda **kw: generation.generation_job_create(
-        project=project, user=lead, **{"label": "P1", "count": 5, "source": "frontier", **kw}
-    )  # noqa: E731
+
+    def make(**kw):
+        fields = {"label": "P1", "count": 5, "source": "frontier", **kw}
+        return generation.generation_job_create(project=project, user=lead, **fields)
+
     settings.FINELINE_FRONTIER_BASE_URL = ""
     with pytest.raises(generation.ServiceError, match="no frontier endpoint"):
         make()
@@ -206,3 +213,64 @@ def test_launch_rules(seeded, lead, settings):
     with pytest.raises(generation.ServiceError, match="no approved P2 example"):
         make(label="P2")
     assert GenerationJob.objects.count() == 0
+
+
+# --- The API and the pages -------------------------------------------------------------------------------------------
+
+
+def test_the_api_queues_a_job_answers_its_url_and_refuses_bad_requests(seeded, lead_api, expert_api, settings):
+    project = seeded
+    url = f"/api/v1/projects/{project.slug}/generate/"
+    settings.FINELINE_FRONTIER_BASE_URL = ""
+    refused = lead_api.post(url, {"label": "P1", "count": 3, "source": "frontier"}, format="json")
+    assert refused.status_code == 400 and "FINELINE_FRONTIER_BASE_URL" in json.dumps(refused.json())
+    settings.FINELINE_FRONTIER_BASE_URL = "http://127.0.0.1:9/v1"
+    for body in (
+        {"label": "P9", "count": 3, "source": "frontier"},
+        {"label": "P1", "count": 0, "source": "frontier"},
+        {"label": "P1", "count": 1000, "source": "frontier"},
+        {"label": "P1", "count": "many", "source": "frontier"},
+        {"label": "P1", "count": 3, "source": "oracle"},
+        {"label": "P1", "count": 3, "source": "fine_tuned"},
+        {"label": "P1", "count": 3, "source": "base_few_shot", "training_run": 999999},
+        {"count": 3, "source": "frontier"},
+        [],
+    ):
+        assert lead_api.post(url, body, format="json").status_code == 400, body
+    assert expert_api.post(url, {"label": "P1", "count": 3, "source": "frontier"}, format="json").status_code == 403
+    answer = lead_api.post(url, {"label": "P1", "count": 3, "source": "frontier"}, format="json")
+    assert answer.status_code == 202, answer.json()
+    job = answer.json()
+    assert job["status"] == "queued" and job["progress"] == {"done": 0, "total": 3, "stage": ""}
+    assert answer["Location"] == job["url"] == f"{url}{job['id']}/"
+    polled = expert_api.get(job["url"])  # any member reads it
+    assert polled.status_code == 200 and polled.json()["label"] == "P1" and polled.json()["source"] == "frontier"
+    assert [j["id"] for j in expert_api.get(url).json()] == [job["id"]]
+    assert GenerationJob.objects.get().created_by.username == "lena"
+
+
+def test_the_readiness_gap_offers_the_form_and_the_job_page_shows_the_report(seeded, lead, expert, client, settings):
+    project = seeded
+    client.force_login(lead)
+    page = client.get(f"/projects/{project.slug}/").content.decode()
+    assert 'data-generate="P1"' in page and "Generate candidates" in page  # P1 lacks approved examples next to P4
+    settings.FINELINE_FRONTIER_BASE_URL = ""
+    refused = client.post(f"/projects/{project.slug}/generate/", {"label": "P1", "count": "x", "source": "frontier"})
+    assert refused.status_code == 302 and refused["Location"] == f"/projects/{project.slug}/"
+    with frontier(REPLIES[:2]) as server, override_settings(FINELINE_FRONTIER_BASE_URL=server.url):
+        started = client.post(
+            f"/projects/{project.slug}/generate/", {"label": "P1", "count": "2", "source": "frontier"}
+        )
+        job = GenerationJob.objects.get()
+        assert started.status_code == 302 and started["Location"] == f"/projects/{project.slug}/generate/{job.pk}/"
+        live = client.get(started["Location"] + "?part=live", HTTP_HX_REQUEST="true").content.decode()
+        assert 'hx-trigger="every 2s"' in live and "waiting for a worker" in live
+        generation.generation_job_execute(job_id=job.pk)
+    page = client.get(started["Location"]).content.decode()
+    assert "<strong data-written>2</strong> written" in page and "hx-trigger" not in page
+    example = Example.objects.filter(tags=["generated"]).first()
+    client.force_login(expert)
+    assert "Generate candidates" not in client.get(f"/projects/{project.slug}/").content.decode()
+    review = client.get(f"/projects/{project.slug}/examples/{example.pk}/review/").content.decode()
+    assert "data-provenance" in review and f"job #{job.pk}" in review and "The prompt" in review
+    assert client.post(f"/projects/{project.slug}/generate/", {"label": "P1", "count": "2"}).status_code == 403
