@@ -17,6 +17,7 @@ from evaluation.models import GenerationJob
 
 from ..helpers import chat, jsonl, post_jsonl
 from .openai_server import OpenAIServer
+from .test_services import trained_run  # noqa: F401 (a fixture: a run trained here for a few steps)
 
 LONG = (
     "Our production database cluster in the Frankfurt region stopped accepting connections at nine this morning and "
@@ -274,3 +275,17 @@ def test_the_readiness_gap_offers_the_form_and_the_job_page_shows_the_report(see
     review = client.get(f"/projects/{project.slug}/examples/{example.pk}/review/").content.decode()
     assert "data-provenance" in review and f"job #{job.pk}" in review and "The prompt" in review
     assert client.post(f"/projects/{project.slug}/generate/", {"label": "P1", "count": "2"}).status_code == 403
+
+
+@pytest.mark.slow
+def test_the_base_model_writes_candidates_few_shot_on_the_gpu_queue(project, lead, trained_run, settings):  # noqa: F811
+    """tiny-local (barely pretrained, never taught JSON) as the few-shot source: the path runs end to end and every
+    candidate is accounted for; its replies are rarely examples, and the report says why."""
+    settings.FINELINE_GENERATION_MAX_NEW_TOKENS = 24
+    job = generation.generation_job_create(project=project, user=lead, label="P1", count=3, source="base_few_shot")
+    assert job.training_run == trained_run and generation.generation_queue(job.source) == "gpu"
+    job = generation.generation_job_execute(job_id=job.pk)
+    assert job.status == "succeeded", job.error
+    report = job.report
+    assert job.done == 3 and report["written"] + report["rejected_format"] + report["rejected_duplicate"] == 3
+    assert report["errors"] == 0 and len(report["rejections"]) == 3 - report["written"]
