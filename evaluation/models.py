@@ -114,3 +114,58 @@ class PromptVariant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class GenerationJob(LeasedJob):
+    """Candidates asked of a model for a label that lacks examples: it writes them from approved seed examples of
+    that label; those that fit the format and duplicate nothing enter the queue pending, tagged `generated`. The row
+    is the job's source of truth: progress while it runs, then the report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Source(models.TextChoices):
+        FRONTIER = "frontier", "Frontier model (the OpenAI-compatible endpoint)"
+        FINE_TUNED = "fine_tuned", "A finished fine-tune"
+        BASE_FEW_SHOT = "base_few_shot", "The base model with few-shot examples"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    LEASE_SETTING = "FINELINE_GENERATION_LEASE_SECONDS"
+
+    project = models.ForeignKey("curation.Project", on_delete=models.CASCADE, related_name="generation_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(max_length=100)
+    count = models.PositiveIntegerField(help_text="Candidates asked for.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    training_run = models.ForeignKey(
+        "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The run whose fine-tune (or base model) writes the candidates; none for the frontier model.",
+    )  # fmt: skip
+    model = models.CharField(max_length=300, blank=True, help_text="The model that wrote them, as named to people.")
+    prompt = models.TextField(blank=True, help_text="The instruction each candidate was asked with (its seeds vary).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0, help_text="Candidates the model has written so far.")
+    stage = models.CharField(max_length=200, blank=True)
+    report = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{written, rejected_format, rejected_duplicate, errors, examples, rejections, seconds, per_second}",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="generationjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=["frontier", "fine_tuned", "base_few_shot"]), name="generationjob_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Generation #{self.pk} of {self.project}"

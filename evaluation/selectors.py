@@ -12,7 +12,7 @@ from curation.models import DatasetVersion, DatasetVersionItem, Example, Project
 from training.models import TrainingRun
 
 from . import metrics, verdicts
-from .models import AnswerRating, Evaluation, EvaluationAnswer
+from .models import AnswerRating, Evaluation, EvaluationAnswer, GenerationJob
 
 FAILED = Q(format_ok=False) | Q(label_ok=False) | Q(hallucinated=True)
 RATING_SAMPLE = 100  # answers offered to the experts to rate, per evaluation
@@ -109,6 +109,11 @@ def _reference(messages: list[dict]) -> str:
 
 def evaluation_list(*, project: Project) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(project=project).select_related("dataset_version", "created_by", "training_run")
+
+
+def generation_job_list(*, project: Project) -> QuerySet[GenerationJob]:
+    """The project's generation jobs, newest first."""
+    return GenerationJob.objects.filter(project=project).select_related("project", "created_by")
 
 
 def evaluation_examples(

@@ -13,6 +13,8 @@ urlpatterns = [
         views.evaluation_send_to_review,
         name="evaluation_send_to_review",
     ),
+    path("projects/<slug:slug>/generate/", views.generation_start, name="generation_start"),
+    path("projects/<slug:slug>/generate/<int:pk>/", views.generation_detail, name="generation_detail"),
     path("projects/<slug:slug>/history/", views.project_history, name="project_history"),
     path("projects/<slug:slug>/prompts/", views.prompt_variants, name="prompt_variants"),
 ]

@@ -18,8 +18,8 @@ from curation.models import Membership
 from training import selectors as training_selectors
 from training.models import TrainingRun
 
-from . import metrics, selectors, services, verdicts
-from .models import SYSTEMS, Evaluation, EvaluationAnswer, PromptVariant
+from . import generation, metrics, selectors, services, verdicts
+from .models import SYSTEMS, Evaluation, EvaluationAnswer, GenerationJob, PromptVariant
 
 PAGE = 20
 # The metrics a lead can make the verdict's (latency and cost are shown, rarely decided on).
@@ -273,3 +273,37 @@ def project_history(request, slug: str):
         "limit": selectors.HISTORY_LIMIT,
     }
     return render(request, "evaluation/project_history.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def generation_start(request, slug: str):
+    """The readiness panel's "Generate candidates" for a label that lacks examples (leads)."""
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+    try:
+        count = form_int(request.POST.get("count"))
+        if count is None:
+            raise ServiceError("`count` is a whole number.")
+        job = generation.generation_job_create(
+            project=project,
+            user=request.user,
+            label=request.POST.get("label", ""),
+            count=count,
+            source=request.POST.get("source", ""),
+        )
+    except ServiceError as error:
+        flash.error(request, f"No candidates asked for: {error.message}")
+        return redirect("curation:project_detail", slug=slug)
+    return redirect("evaluation:generation_detail", slug=slug, pk=job.pk)
+
+
+@login_required
+@require_GET
+def generation_detail(request, slug: str, pk: int):
+    """A generation job: its progress while it runs (htmx polls the fragment), then its report."""
+    project = curation_selectors.project_get(user=request.user, slug=slug)
+    job = get_object_or_404(selectors.generation_job_list(project=project), pk=pk)
+    context = {"project": project, "job": job, "report": job.report, "sources": GenerationJob.Source}
+    if request.htmx and request.GET.get("part") == "live":
+        return render(request, "evaluation/htmx/generation_live.html", context)
+    return render(request, "evaluation/generation_detail.html", context)

@@ -50,3 +50,23 @@ def with_id(url: str, pk: int) -> str:
     """A URL reversed with pk=0 (once for a whole page), for the object `pk`: its last /0/ segment replaced."""
     head, _, tail = url.rpartition("/0/")
     return f"{head}/{int(pk)}/{tail}"
+
+
+@register.filter
+def provenance(metadata) -> dict | None:
+    """A generated example's provenance (`metadata.generated`, written by a generation job) when it has the shape a
+    job writes: {job, source, model, seed_ids}; None otherwise (metadata is anyone's to import, so its values are
+    checked before a link is built from them)."""
+    generated = metadata.get("generated") if isinstance(metadata, dict) else None
+    if not isinstance(generated, dict):
+        return None
+    job, seeds = generated.get("job"), generated.get("seed_ids")
+    if not isinstance(job, int) or isinstance(job, bool) or job < 1 or not isinstance(seeds, list):
+        return None
+    return {
+        "job": job,
+        "source": str(generated.get("source", "")),
+        "model": str(generated.get("model", "")),
+        "prompt": str(generated.get("prompt", ""))[:4000],
+        "seed_ids": [pk for pk in seeds if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0][:20],
+    }

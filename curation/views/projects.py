@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -50,6 +51,7 @@ def project_detail(request, slug: str):
         "versions": project.dataset_versions.select_related("created_by")[:10],
         "agreement": selectors.agreement(project=project) if project.reviews_required > 1 else None,
         "disputed": selectors.disagreement_list(project=project).count(),
+        "generation_max": settings.FINELINE_GENERATION_MAX_COUNT,
     }
     context["chart_tables"] = _chart_tables(dashboard)
     return render(request, "curation/project_detail.html", context)

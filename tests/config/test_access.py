@@ -7,7 +7,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from curation.models import Example, ImportJob
-from evaluation.models import Evaluation, PromptVariant
+from evaluation.models import Evaluation, GenerationJob, PromptVariant
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +60,7 @@ def other(project, lead, version, make_user):
         "dataset-versions": version.pk,
         "versions": version.pk,
         "prompt-variants": PromptVariant.objects.create(project=project, name="v").pk,
+        "generate": GenerationJob.objects.create(project=project, label="P1", count=1, source="frontier").pk,
         "cluster_id": example.pk,
         "version": 1,
         "name": "adapter",

@@ -9,7 +9,7 @@ import pytest
 
 from curation import services
 from curation.models import DatasetVersion, Example, QualityScan
-from evaluation.models import AnswerRating, EvaluationAnswer
+from evaluation.models import AnswerRating, EvaluationAnswer, GenerationJob
 
 from ..browser_helpers import log_in
 from ..evaluation import test_views as evaluation_views
@@ -35,8 +35,19 @@ def site(project, version, finished, lead, expert):
     Example.objects.filter(pk__in=[e.pk for e in pending]).update(status="pending")
     services.quality_scan_run(scan=QualityScan.objects.create(project=project, threshold=0.85))
     changed = services.dataset_version_freeze(project=project, user=lead)  # v2: the pending ten left out
+    job = GenerationJob.objects.create(
+        project=project, created_by=lead, label="P1", count=3, source="frontier", model="stand-in", status="succeeded",
+        prompt="Write ONE new example whose correct label is P1.",
+        report={"requested": 3, "written": 1, "rejected_format": 1, "rejected_duplicate": 1, "errors": 0,
+                "examples": [pending[0].pk], "seconds": 1.5, "per_second": 2.0, "rejections": [
+                    {"candidate": 2, "kind": "format", "reason": "the reply is not valid JSON.", "excerpt": "{'a'"},
+                    {"candidate": 3, "kind": "duplicate", "reason": "a near duplicate of #1.", "excerpt": "x"}]},
+    )  # fmt: skip
+    provenance = {"job": job.pk, "source": "frontier", "model": "stand-in", "seed_ids": [pending[1].pk], "prompt": "P"}
+    Example.objects.filter(pk=pending[0].pk).update(metadata={"generated": provenance}, tags=["generated"])
     slug = project.slug
     return {
+        "generation": f"/projects/{slug}/generate/{job.pk}/",
         "projects": "/",
         "dashboard": f"/projects/{slug}/",
         "review": f"/projects/{slug}/review/",

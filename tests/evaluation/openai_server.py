@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat server for the tests (the one part that cannot exist here: a paid model API).
 
 It speaks `POST /v1/chat/completions` over real HTTP, so the real `openai` client talks to it. `reply(body)` decides
-what it says; every request body is kept in `requests`.
+what it says (or an HTTP status, e.g. 400, for an error); every request body is kept in `requests`.
 """
 
 import json
@@ -21,7 +21,11 @@ class OpenAIServer:
                 if not self.path.endswith("/chat/completions"):
                     self.send_error(404)
                     return
-                text, prompt_tokens, completion_tokens = server.reply(body)
+                answer = server.reply(body)
+                if isinstance(answer, int):  # an HTTP error status instead of a reply
+                    self.send_error(answer)
+                    return
+                text, prompt_tokens, completion_tokens = answer
                 payload = json.dumps(
                     {
                         "id": f"chatcmpl-{len(server.requests)}",

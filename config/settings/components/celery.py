@@ -64,6 +64,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FINELINE_RECOVERY_INTERVAL,
         "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
     },
+    "recover-generation-jobs": {
+        "task": "evaluation.generation_recover",
+        "schedule": FINELINE_RECOVERY_INTERVAL,
+        "options": {"queue": "default", "expires": FINELINE_RECOVERY_INTERVAL},
+    },
     "recover-imports": {
         "task": "curation.imports_recover",
         "schedule": FINELINE_RECOVERY_INTERVAL,

@@ -63,6 +63,13 @@ FINELINE_FRONTIER_PRICE_OUT = float(os.environ.get("FINELINE_FRONTIER_PRICE_OUT"
 FINELINE_GPU_HOURLY_USD = float(os.environ.get("FINELINE_GPU_HOURLY_USD", 2.50))
 FINELINE_EVAL_BATCH_SIZE = int(os.environ.get("FINELINE_EVAL_BATCH_SIZE", 32))
 FINELINE_EVAL_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_EVAL_MAX_NEW_TOKENS", 128))
+# Generated candidates for a label that lacks examples (evaluation/generation.py): at most this many a job, each
+# written from this many approved seed examples of the label, with this many new tokens from a local model; a worker
+# holds the job through a lease like an evaluation (a lost one starts over: nothing is written before its end).
+FINELINE_GENERATION_MAX_COUNT = int(os.environ.get("FINELINE_GENERATION_MAX_COUNT", 100))
+FINELINE_GENERATION_SEEDS = int(os.environ.get("FINELINE_GENERATION_SEEDS", 4))
+FINELINE_GENERATION_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_GENERATION_MAX_NEW_TOKENS", 512))
+FINELINE_GENERATION_LEASE_SECONDS = int(os.environ.get("FINELINE_GENERATION_LEASE_SECONDS", 120))
 
 # Import limits (bulk import is the point, so the body limit is generous).
 FINELINE_IMPORT_MAX_BODY_BYTES = int(os.environ.get("FINELINE_IMPORT_MAX_BODY_BYTES", 100 * 1024 * 1024))
