@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from curation.models import Example, ImportJob
 from evaluation.models import Evaluation, PromptVariant
-from training.models import TrainingRun
+from training.models import ChatReply, TrainingRun
 
 pytestmark = pytest.mark.django_db
 METHODS = ["get", "post", "put", "patch", "delete"]
@@ -25,7 +25,12 @@ EXPERT_WRITES = {
     ("example-detail", "put"),
 }
 # Pages and reads only a lead sees.
-LEAD_READS = {("disagreements", "get")}
+LEAD_READS = {
+    ("disagreements", "get"),
+    ("run_chat", "get"),
+    ("run_chat_reply", "get"),
+    ("training-run-chat-detail", "get"),
+}
 
 
 def project_routes():
@@ -59,6 +64,7 @@ def other(project, lead, version, make_user):
         "cluster_id": example.pk,
         "version": 1,
         "name": "adapter",
+        "reply": ChatReply.objects.create(run=run, messages=[{"role": "user", "content": "hi"}]).pk,
     }
     return project, ids
 
