@@ -61,6 +61,7 @@ def test_bad_conversations_and_a_run_with_nothing_to_answer_are_clear_400s(
         services.chat_messages_clean([{**USER, "name": "x"}])
 
 
+@pytest.mark.slow  # the session's small base is built once for the slow tests
 def test_the_chat_streams_and_times_both_answers(small_base):
     """The recipe alone: the text grows token by token to the final answer; one load answers for the base too."""
     from training.recipes import chat, sft
