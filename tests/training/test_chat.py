@@ -121,7 +121,8 @@ def test_a_gpu_worker_answers_side_by_side_from_the_final_adapter_and_a_checkpoi
             client.force_login(lead)
             page = f"/projects/{project.slug}/runs/{run.pk}/chat/"
             assert b"latest complete checkpoint, step-1" in client.get(page).content
-            posted = client.post(page, {"message": USER["content"], "compare_base": "1"}, headers={"HX-Request": "true"})
+            form = {"message": USER["content"], "compare_base": "1"}
+            posted = client.post(page, form, headers={"HX-Request": "true"})
             assert posted.status_code == 200 and b"every 300ms" in posted.content
             reply = ChatReply.objects.latest("created_at")
             statuses, deadline = set(), time.monotonic() + 90
