@@ -89,6 +89,16 @@ urlpatterns = [
     path(
         "projects/<slug:slug>/generate/<int:pk>/", evaluation.GenerationDetailView.as_view(), name="generation-detail"
     ),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/chat/",
+        training.TrainingRunChatView.as_view(),
+        name="training-run-chat",
+    ),
+    path(
+        "projects/<slug:slug>/training-runs/<int:pk>/chat/<int:reply>/",
+        training.TrainingRunChatDetailView.as_view(),
+        name="training-run-chat-detail",
+    ),
     path("projects/<slug:slug>/evaluations/", evaluation.EvaluationListView.as_view(), name="evaluations"),
     path(
         "projects/<slug:slug>/evaluations/<int:pk>/",

@@ -1,5 +1,8 @@
-"""Training endpoints: launch (leads), list, detail, cancel, merge, and a run's artifacts."""
+"""Training endpoints: launch (leads), list, detail, cancel, merge, a run's artifacts, and the chat with a run."""
 
+import time
+
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -13,7 +16,7 @@ from curation import selectors as curation_selectors
 from curation.models import DatasetVersion
 
 from . import base_models, selectors, services, views
-from .models import TrainingRun
+from .models import ChatReply, TrainingRun
 from .recipes.config import OPTIONS, Option
 
 # Server paths in a run's answer show as $FINELINE_VAR_DIR/... (core.server_paths); artifacts download by name.
@@ -212,3 +215,86 @@ class TrainingRunArtifactView(APIView):
     )
     def get(self, request, slug: str, pk: int, name: str):
         return views.artifact_response(_run(request, slug, pk), name)
+
+
+class ChatMessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=list(services.CHAT_ROLES))
+    content = serializers.CharField(trim_whitespace=False)
+
+
+class ChatRequestSerializer(serializers.Serializer):
+    messages = ChatMessageSerializer(
+        many=True,
+        allow_empty=False,
+        help_text="The conversation up to the user's turn to answer (the last message is the user's). A system "
+        "message is replaced by the project's system prompt.",
+    )
+    compare_base = serializers.BooleanField(default=True, help_text="Also answer with the base model, side by side.")
+
+
+class ChatAnswerSerializer(serializers.Serializer):
+    content = serializers.CharField(help_text="The answer (so far, while the chat is running).")
+    format_ok = serializers.BooleanField(
+        allow_null=True, help_text="Whether it fits the project's output format; null without one, or still running."
+    )
+    format_problems = serializers.ListField(child=serializers.CharField(), required=False)
+    first_token_ms = serializers.FloatField(allow_null=True, help_text="Time to the first new token.")
+    latency_ms = serializers.FloatField(allow_null=True, help_text="Time to the whole answer.")
+    new_tokens = serializers.IntegerField(required=False)
+    prompt_truncated = serializers.BooleanField(required=False, help_text="The conversation was cut to its last "
+                                                "max_seq_length tokens.")  # fmt: skip
+
+
+class ChatReplySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ChatReply.Status.choices)
+    weights = serializers.CharField(help_text="What answered: 'final' (the finished run) or a checkpoint, step-N.")
+    messages = ChatMessageSerializer(many=True)
+    fine_tuned = ChatAnswerSerializer(allow_null=True)
+    base = ChatAnswerSerializer(allow_null=True, help_text="null when compare_base was false.")
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField(help_text="Where to poll this chat.")
+
+
+def _chat_body(project_slug: str, run: TrainingRun, reply: ChatReply) -> dict:
+    data = selectors.chat_reply_data(reply=reply)
+    data["url"] = reverse("training-run-chat-detail", args=[project_slug, run.pk, reply.pk])
+    return ChatReplySerializer(data).data
+
+
+class TrainingRunChatView(APIView):
+    @extend_schema(
+        request=ChatRequestSerializer,
+        responses={200: ChatReplySerializer, 202: ChatReplySerializer},
+        description="Leads: send a conversation to the run (its final weights, or its latest complete checkpoint "
+        "while it trains) and, with compare_base, to its base model. A worker on the `gpu` queue answers; the call "
+        "waits up to FINELINE_CHAT_WAIT_SECONDS and answers 200 with both answers, or 202 with the chat's `url` to "
+        "poll. 400 when the conversation is not valid or the run has no complete checkpoint yet.",
+    )
+    def post(self, request, slug: str, pk: int):
+        run = _run(request, slug, pk, lead=True)
+        serializer = ChatRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        messages = [{"role": m["role"], "content": m["content"]} for m in data["messages"]]
+        reply = services.chat_reply_create(
+            run=run, user=request.user, messages=messages, compare_base=data["compare_base"]
+        )
+        deadline = time.monotonic() + settings.FINELINE_CHAT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            reply.refresh_from_db()
+            if reply.status not in ChatReply.ACTIVE:
+                break
+            time.sleep(0.05)
+        code = status.HTTP_202_ACCEPTED if reply.status in ChatReply.ACTIVE else status.HTTP_200_OK
+        return Response(_chat_body(slug, run, reply), status=code)
+
+
+class TrainingRunChatDetailView(APIView):
+    @extend_schema(responses=ChatReplySerializer, description="Leads: a chat with the run, its answers so far.")
+    def get(self, request, slug: str, pk: int, reply: int):
+        run = _run(request, slug, pk, lead=True)
+        found = project_object_or_404(ChatReply.objects.filter(run=run), pk=reply, name="chat")
+        return Response(_chat_body(slug, run, found))

@@ -210,3 +210,30 @@ def tar_stream(artifact: Artifact, top: str) -> Iterator[bytes]:
         yield b"\0" * (size - written)  # a file that shrank meanwhile keeps the size its header announced
         yield b"\0" * (-size % tarfile.BLOCKSIZE)
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+def chat_weights(run: TrainingRun) -> str | None:
+    """What a chat with the run talks to: "final" (the finished run's adapter or model), else its newest complete
+    checkpoint ("step-N", in the worker's folder on this node or in the store), else None (nothing to talk to yet)."""
+    if run.status == TrainingRun.Status.SUCCEEDED and _has(run, "adapter" if run.method == "lora" else "model"):
+        return "final"
+    from .recipes import sft
+
+    local = sft.latest_checkpoint(run_folder(run.pk))
+    stored = [name for name in stores.store().units(checkpoints_key(run.pk)) if name[5:].isdigit()]
+    steps = [int(name[5:]) for name in stored] + ([int(local.name[5:])] if local is not None else [])
+    return f"step-{max(steps)}" if steps else None
+
+
+def checkpoint_folder(run: TrainingRun, name: str) -> Path | None:
+    """A local folder holding the run's complete checkpoint `name` (step-N): the worker's own on the node that wrote
+    it, else the store's copy fetched into this node's cache; None when neither holds it (pruned meanwhile)."""
+    if not re.fullmatch(r"step-\d+", name):
+        return None
+    local = run_folder(run.pk) / "checkpoints" / name
+    if (local / "COMPLETE").is_file():
+        return local
+    store = stores.store()
+    key = f"{checkpoints_key(run.pk)}/{name}"
+    cached = stores.cache_dir() / "runs" / f"run-{run.pk}" / "checkpoints" / name
+    return store.local_folder(key) or store.get_folder(key, cached)

@@ -82,3 +82,16 @@ def trained_base(run: TrainingRun) -> str:
             raise ServiceError(f"run #{run.pk}'s tiny-local base ({built.name}) is in no cache nor the store.")
         return str(found)
     return base_model_clean(value)
+
+
+def checkpoint_base(run: TrainingRun) -> str:
+    """The base model a run trains from, to load under one of its checkpoints while it still trains: the run's base
+    model, checked again; for tiny-local, the build the worker recorded in the run's summary when it started (by name,
+    from this node's cache or the store)."""
+    if run.base_model != TINY_LOCAL:
+        return base_model_clean(run.base_model)
+    name = str(run.summary.get("tiny_local_build", ""))
+    found = artifacts.tiny_local_fetch(name, tiny_local_cache()) if name else None
+    if found is None:
+        raise ServiceError(f"run #{run.pk}'s tiny-local base is in no cache nor the store.", field="training_run")
+    return str(found)

@@ -69,3 +69,43 @@ class TrainingRun(LeasedJob):
 
     def __str__(self) -> str:
         return f"Run #{self.pk} of {self.project}"
+
+
+class ChatReply(models.Model):
+    """One message of the "try the model" chat: a conversation sent to a run's weights (its final adapter or model,
+    or its latest complete checkpoint while it trains) and, beside them, to the base model, answered by a worker on
+    the `gpu` queue. `answers` holds each system's text as it streams in: {system: {content, format_ok,
+    first_token_ms, latency_ms, done}}."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Answering"
+        SUCCEEDED = "succeeded", "Answered"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="chat_replies")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    messages = models.JSONField(help_text="The conversation as sent, up to the user's last turn.")
+    compare_base = models.BooleanField(default=True)
+    weights = models.CharField(
+        max_length=50, blank=True, help_text="What answers: the run's final weights ('final') or a checkpoint (step-N)."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    answers = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="chatreply_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chat #{self.pk} with run #{self.run_id}"

@@ -16,7 +16,7 @@ from curation import selectors as curation_selectors
 from curation.models import DatasetVersion, Project
 
 from . import artifacts, base_models
-from .models import TrainingRun
+from .models import ChatReply, TrainingRun
 from .recipes import estimate, tiny_local
 
 TINY_LOCAL = tiny_local.NAME
@@ -242,4 +242,40 @@ def training_run_series(*, run: TrainingRun) -> dict[str, list]:
         "token_accuracy": [m.get("token_accuracy") for m in chosen],
         "val_loss": [m.get("val_loss") for m in chosen],
         "val_token_accuracy": [m.get("val_token_accuracy") for m in chosen],
+    }
+
+
+CHAT_EXAMPLES = 50  # test examples offered to pick a chat message from
+
+
+def chat_test_examples(*, run: TrainingRun, limit: int = CHAT_EXAMPLES) -> list[dict[str, Any]]:
+    """The first test examples of the run's dataset version, as a chat offers them: the item's id, its last user
+    turn (the message to send) and its reference answer."""
+    items = run.dataset_version.items.filter(split="test").order_by("id").values_list("id", "messages")[:limit]
+    examples = []
+    for item_id, messages in items:
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        users = [m["content"] for m in messages[:last] if m["role"] == "user"]
+        if users:
+            reference = messages[last]["content"] if last < len(messages) else ""
+            examples.append({"id": item_id, "message": users[-1], "reference": reference})
+    return examples
+
+
+def chat_reply_data(*, reply: ChatReply) -> dict[str, Any]:
+    """A chat as the API and the page show it: each system's answer (None for the base when it was not asked), the
+    weights that answered, the status and any error (the server's folders named, not spelled out)."""
+    answers = reply.answers or {}
+    systems = ("fine_tuned", "base") if reply.compare_base else ("fine_tuned",)
+    return {
+        "id": reply.pk,
+        "status": reply.status,
+        "weights": reply.weights,
+        "messages": reply.messages,
+        "fine_tuned": answers.get("fine_tuned"),
+        "base": answers.get("base"),
+        "error": server_paths.redact(reply.error),
+        "systems": [(name, answers.get(name) or {}) for name in systems],
+        "created_at": reply.created_at,
+        "finished_at": reply.finished_at,
     }

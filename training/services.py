@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -13,12 +15,13 @@ from django.utils import timezone
 
 from core import leases, server_paths
 from core.errors import ServiceError
+from curation import formats
 from curation import selectors as curation_selectors
 from curation import services as curation_services
 from curation.models import DatasetVersion, Project
 
 from . import artifacts, base_models
-from .models import TrainingRun
+from .models import ChatReply, TrainingRun
 from .recipes import tiny_local
 from .recipes.config import OPTIONS
 
@@ -299,6 +302,9 @@ def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingR
     heartbeat.start()
     try:
         base = base_model_path(run, rows["train"], on_log=on_log)
+        if run.base_model == TINY_LOCAL:  # a chat with a checkpoint loads the very same build (base_models)
+            state["summary"]["tiny_local_build"] = Path(base).name
+            leases.write(TrainingRun, run.pk, worker, summary=state["summary"])
         fetched = artifacts.checkpoint_restore(run.pk, out_dir)
         if fetched:
             state["log"] += f"checkpoint {fetched} fetched from the artifact store\n"
@@ -407,3 +413,169 @@ def training_run_merge_execute(*, run_id: int) -> TrainingRun | None:
     )
     run.refresh_from_db()
     return run
+
+
+# "Try the model": a chat with a run's weights, the base model's answer beside it.
+CHAT_ROLES = ("system", "user", "assistant")
+CHAT_MAX_MESSAGES = 50
+CHAT_SYSTEMS = ("fine_tuned", "base")
+CHAT_WRITE_EVERY = 0.1  # seconds between writes of a streaming answer to its row (what the page polls)
+
+
+def chat_messages_clean(messages: Any) -> list[dict[str, str]]:
+    """The conversation to answer, checked: a list of {role, content} ending with the user's turn; a ServiceError on
+    `messages` naming the first problem. A system message is kept but the worker replaces it with the project's
+    system prompt, as the fine-tune was trained and the evaluation asks."""
+    if not isinstance(messages, list) or not messages:
+        raise ServiceError("`messages` must be a non-empty list of {role, content} objects.", field="messages")
+    if len(messages) > CHAT_MAX_MESSAGES:
+        raise ServiceError(f"at most {CHAT_MAX_MESSAGES} messages, not {len(messages)}.", field="messages")
+    total = 0
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise ServiceError(f"message {number} must be an object with `role` and `content` only.", field="messages")
+        role, content = message["role"], message["content"]
+        if role not in CHAT_ROLES:
+            allowed = ", ".join(CHAT_ROLES)
+            raise ServiceError(f"message {number} has role {role!r}; allowed: {allowed}.", field="messages")
+        if not isinstance(content, str) or not content.strip():
+            raise ServiceError(f"message {number} ({role}) needs a non-empty `content` string.", field="messages")
+        if "\x00" in content:
+            raise ServiceError(f"message {number} ({role}) contains a NUL character (\\u0000).", field="messages")
+        total += len(content)
+    if messages[-1]["role"] != "user":
+        raise ServiceError("the last message must be the user's: the model answers it.", field="messages")
+    if total > settings.FINELINE_CHAT_MAX_CHARS:
+        raise ServiceError(
+            f"the conversation has {total:,} characters, over the limit of {settings.FINELINE_CHAT_MAX_CHARS:,}.",
+            field="messages",
+        )
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def chat_reply_create(
+    *, run: TrainingRun, user: AbstractBaseUser | None, messages: Any, compare_base: bool = True
+) -> ChatReply:
+    """Queue a chat with the run (its final weights, or its latest complete checkpoint while it trains) on the `gpu`
+    queue; a ServiceError when the conversation is not valid or the run has nothing to answer with yet."""
+    messages = chat_messages_clean(messages)
+    weights = artifacts.chat_weights(run)
+    if weights is None:
+        raise ServiceError(
+            f"run #{run.pk} has no complete checkpoint yet: try again after its first checkpoint "
+            f"(every {run.config.get('checkpoint_every', 'few')} steps) or when it finishes.",
+            field="training_run",
+        )
+    reply = ChatReply.objects.create(
+        run=run, created_by=user, messages=messages, compare_base=bool(compare_base), weights=weights
+    )
+    from .tasks import chat_reply_task
+
+    transaction.on_commit(lambda: chat_reply_task.apply_async(args=[reply.pk], queue="gpu"))
+    return reply
+
+
+def _recipe_config(run: TrainingRun, base: str):
+    from .recipes import sft
+
+    options = {key: value for key, value in run.config.items() if key in RECIPE_FIELDS}
+    if "lora_targets" in options:
+        options["lora_targets"] = tuple(options["lora_targets"])
+    return sft.SFTConfig(base_model=base, **options)
+
+
+def _chat_models(run: TrainingRun, weights: str):
+    """(model, tokenizer, base model or None): the run's weights `weights` loaded, kept by this worker for the next
+    chat; the base beside them is the same model with its adapter off (LoRA), or loaded apart (a full fine-tune)."""
+    from .recipes import chat, sft
+
+    if weights == "final":
+        base = base_models.trained_base(run)
+        folder = artifacts.run_artifact(run, "adapter" if run.method == "lora" else "model")
+        if folder is None:
+            raise ServiceError(f"run #{run.pk} has no {run.method} weights to load.")
+        if run.method == "lora":
+            model, tokenizer = chat.cached(("lora", base, str(folder)), lambda: sft.load_for_inference(base, folder))
+        else:
+            model, tokenizer = chat.cached(("full", str(folder)), lambda: sft.load_for_inference(str(folder)))
+    else:
+        base = base_models.checkpoint_base(run)
+        folder = artifacts.checkpoint_folder(run, weights)
+        if folder is None:
+            raise ServiceError(f"run #{run.pk}'s checkpoint {weights} is gone (a newer one replaced it): send again.")
+        config = _recipe_config(run, base)
+        model, tokenizer = chat.cached(("checkpoint", run.pk, weights), lambda: chat.load_checkpoint(config, folder))
+    return model, tokenizer, base
+
+
+def chat_reply_execute(*, reply_id: int) -> ChatReply | None:
+    """Answer the chat on this worker: the fine-tune first, then the base model, each streamed into the row (every
+    CHAT_WRITE_EVERY seconds) and checked against the project's output format. None when another worker took it."""
+    from .recipes import chat
+
+    claimed = ChatReply.objects.filter(pk=reply_id, status=ChatReply.Status.QUEUED).update(
+        status=ChatReply.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    reply = ChatReply.objects.select_related("run__project").get(pk=reply_id)
+    run, project = reply.run, reply.run.project
+    answers: dict[str, dict] = {}
+    try:
+        model, tokenizer, base = _chat_models(run, reply.weights)
+        system = [{"role": "system", "content": project.system_prompt}] if project.system_prompt else []
+        conversation = system + [m for m in reply.messages if m["role"] != "system"]
+        fits = formats.answer_checker(project.output_format)
+        limit = int(run.config.get("max_seq_length") or 0) or None
+        for name in CHAT_SYSTEMS if reply.compare_base else CHAT_SYSTEMS[:1]:
+            answers[name] = {"content": "", "format_ok": None, "first_token_ms": None, "latency_ms": None}
+            written = [0.0]
+
+            def on_text(text: str, name: str = name, written: list = written) -> None:
+                answers[name]["content"] = text
+                if time.monotonic() - written[0] >= CHAT_WRITE_EVERY:
+                    written[0] = time.monotonic()
+                    ChatReply.objects.filter(pk=reply.pk).update(answers=answers)
+
+            if name == "base" and run.method == "lora":
+                with chat.base_of(model):
+                    out = chat.answer(model, tokenizer, conversation, **_chat_options(limit, on_text))
+            elif name == "base":
+                base_model, base_tokenizer = chat.cached(("base", base), lambda: _base_load(base))
+                out = chat.answer(base_model, base_tokenizer, conversation, **_chat_options(limit, on_text))
+            else:
+                out = chat.answer(model, tokenizer, conversation, **_chat_options(limit, on_text))
+            ok = fits(out.content) if fits else None
+            problems = formats.answer_violations(project.output_format, out.content)[:3] if ok is False else []
+            answers[name] = {
+                "content": out.content,
+                "format_ok": ok,
+                "format_problems": problems,
+                "first_token_ms": round(out.first_token_ms, 1) if out.first_token_ms is not None else None,
+                "latency_ms": round(out.latency_ms, 1),
+                "new_tokens": out.new_tokens,
+                "prompt_truncated": out.prompt_truncated,
+            }
+            ChatReply.objects.filter(pk=reply.pk).update(answers=answers)
+    except Exception as error:  # a time limit included: the chat ends failed, saying why
+        ChatReply.objects.filter(pk=reply.pk).update(
+            status=ChatReply.Status.FAILED, answers=answers, error=_failure(error), finished_at=timezone.now()
+        )
+        if not isinstance(error, ServiceError):
+            raise
+        return None
+    ChatReply.objects.filter(pk=reply.pk).update(
+        status=ChatReply.Status.SUCCEEDED, answers=answers, finished_at=timezone.now()
+    )
+    reply.refresh_from_db()
+    return reply
+
+
+def _base_load(base: str):
+    from .recipes import sft
+
+    return sft.load_for_inference(base)
+
+
+def _chat_options(limit: int | None, on_text) -> dict[str, Any]:
+    return {"max_new_tokens": settings.FINELINE_CHAT_MAX_NEW_TOKENS, "max_prompt_tokens": limit, "on_text": on_text}

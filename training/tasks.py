@@ -32,3 +32,9 @@ def training_runs_recover_task() -> int:
 @worker_ready.connect
 def recover_on_start(**kwargs) -> None:
     leases.recover_at_start(services.training_runs_recover, jobs="training run(s)")
+
+
+@shared_task(name="training.chat", ignore_result=True, acks_late=False)
+def chat_reply_task(reply_id: int) -> None:
+    """A chat is short and a person waits for it: a worker lost mid-answer fails it rather than answering it again."""
+    services.chat_reply_execute(reply_id=reply_id)

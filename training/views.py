@@ -18,7 +18,7 @@ from curation.models import DatasetVersion, Membership
 
 from . import artifacts, selectors, services
 from .forms import FORM_OPTIONS, TrainingRunForm
-from .models import TrainingRun
+from .models import ChatReply, TrainingRun
 from .presets import PRESETS, preset_default
 from .recipes.config import OPTIONS
 
@@ -186,3 +186,66 @@ def artifact_response(run: TrainingRun, name: str) -> StreamingHttpResponse:
 def run_artifact(request, slug: str, pk: int, name: str):
     project = curation_selectors.project_get(user=request.user, slug=slug)
     return artifact_response(get_object_or_404(TrainingRun, project=project, pk=pk), name)
+
+
+def _chat_page(request, project, run: TrainingRun, *, message: str = "", reply=None, error: str = "", status=200):
+    context = {
+        "project": project,
+        "run": run,
+        "is_lead": True,
+        "weights": artifacts.chat_weights(run),
+        "examples": selectors.chat_test_examples(run=run),
+        "message": message,
+        "compare_base": True,
+        "reply": selectors.chat_reply_data(reply=reply) if reply is not None else None,
+        "error": error,
+    }
+    return render(request, "training/run_chat.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_chat(request, slug: str, pk: int):
+    """Leads: type a message (or pick a test example) and see the fine-tune and the base model answer side by side.
+    The POST answers with the reply's fragment, which polls itself while a `gpu` worker streams the answers in."""
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+    run = get_object_or_404(TrainingRun.objects.select_related("dataset_version"), project=project, pk=pk)
+    if request.method == "POST":
+        message = request.POST.get("message", "")
+        try:
+            reply = services.chat_reply_create(
+                run=run,
+                user=request.user,
+                messages=[{"role": "user", "content": message}],
+                compare_base=request.POST.get("compare_base") == "1",
+            )
+        except ServiceError as error:
+            if request.htmx:
+                context = {"project": project, "run": run, "error": error.message}
+                return render(request, "training/htmx/chat_reply.html", context, status=400)
+            return _chat_page(request, project, run, message=message, error=error.message, status=400)
+        if request.htmx:
+            context = {"project": project, "run": run, "reply": selectors.chat_reply_data(reply=reply)}
+            return render(request, "training/htmx/chat_reply.html", context)
+        return redirect("training:run_chat_reply", slug=project.slug, pk=run.pk, reply=reply.pk)
+    message, error = "", ""
+    picked = request.GET.get("example", "")
+    if picked:
+        found = [e for e in selectors.chat_test_examples(run=run) if str(e["id"]) == picked]
+        if not found:
+            return _chat_page(request, project, run, error="No such test example in this run's version.", status=400)
+        message = found[0]["message"]
+    return _chat_page(request, project, run, message=message, error=error)
+
+
+@login_required
+@require_GET
+def run_chat_reply(request, slug: str, pk: int, reply: int):
+    project = curation_selectors.project_get(user=request.user, slug=slug, lead=True)
+    run = get_object_or_404(TrainingRun.objects.select_related("dataset_version"), project=project, pk=pk)
+    found = get_object_or_404(ChatReply, run=run, pk=reply)
+    if request.htmx:
+        context = {"project": project, "run": run, "reply": selectors.chat_reply_data(reply=found)}
+        return render(request, "training/htmx/chat_reply.html", context)
+    user_turns = [m["content"] for m in found.messages if m["role"] == "user"]
+    return _chat_page(request, project, run, message=user_turns[-1] if user_turns else "", reply=found)

@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from curation.models import Example, ImportJob
 from evaluation.models import Evaluation, GenerationJob, PromptVariant
-from training.models import TrainingRun
+from training.models import ChatReply, TrainingRun
 
 pytestmark = pytest.mark.django_db
 METHODS = ["get", "post", "put", "patch", "delete"]
@@ -29,7 +29,12 @@ EXPERT_WRITES = {
     ("evaluation-ratings", "post"),
 }
 # Pages and reads only a lead sees.
-LEAD_READS = {("disagreements", "get")}
+LEAD_READS = {
+    ("disagreements", "get"),
+    ("run_chat", "get"),
+    ("run_chat_reply", "get"),
+    ("training-run-chat-detail", "get"),
+}
 
 
 def project_routes():
@@ -64,6 +69,7 @@ def other(project, lead, version, make_user):
         "cluster_id": example.pk,
         "version": 1,
         "name": "adapter",
+        "reply": ChatReply.objects.create(run=run, messages=[{"role": "user", "content": "hi"}]).pk,
     }
     return project, ids
 

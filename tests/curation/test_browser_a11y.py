@@ -56,6 +56,7 @@ def site(project, version, finished, lead, expert):
         "disagreements": f"/projects/{slug}/disagreements/",
         "runs": f"/projects/{slug}/runs/",
         "run": f"/projects/{slug}/runs/{evaluation.training_run_id}/",
+        "try the model": f"/projects/{slug}/runs/{evaluation.training_run_id}/chat/",
         "evaluations": f"/projects/{slug}/evaluations/",
         "evaluation": f"/projects/{slug}/evaluations/{evaluation.pk}/",
         "rate": f"/projects/{slug}/evaluations/{evaluation.pk}/rate/",

@@ -36,11 +36,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # FINELINE_TASK_TIME_LIMIT_GRACE seconds later has its worker process killed (the prefork pool enforces both limits;
 # `--pool solo` enforces neither).
 # Quality scans, queued imports, search indexing and recovery get FINELINE_TASK_SOFT_TIME_LIMIT (500,000 examples
-# scan in about 2 minutes); training runs and merges, and evaluations, their own. Keep CELERY_VISIBILITY_TIMEOUT above
-# the longest limit plus the grace, or Redis hands a running job to a second worker.
+# scan in about 2 minutes); training runs and merges, evaluations and chats ("try the model") their own. Keep
+# CELERY_VISIBILITY_TIMEOUT above the longest limit plus the grace, or Redis hands a running job to a second worker.
 FINELINE_TASK_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TASK_SOFT_TIME_LIMIT", 60 * 60))
 FINELINE_TRAINING_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_TRAINING_SOFT_TIME_LIMIT", 46 * 60 * 60))
 FINELINE_EVALUATION_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_EVALUATION_SOFT_TIME_LIMIT", 12 * 60 * 60))
+FINELINE_CHAT_SOFT_TIME_LIMIT = float(os.environ.get("FINELINE_CHAT_SOFT_TIME_LIMIT", 5 * 60))
 FINELINE_TASK_TIME_LIMIT_GRACE = float(os.environ.get("FINELINE_TASK_TIME_LIMIT_GRACE", 5 * 60))
 CELERY_TASK_SOFT_TIME_LIMIT = FINELINE_TASK_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = FINELINE_TASK_SOFT_TIME_LIMIT + FINELINE_TASK_TIME_LIMIT_GRACE
@@ -50,6 +51,7 @@ CELERY_TASK_ANNOTATIONS = {
         "training.run": FINELINE_TRAINING_SOFT_TIME_LIMIT,
         "training.merge": FINELINE_TRAINING_SOFT_TIME_LIMIT,
         "evaluation.run": FINELINE_EVALUATION_SOFT_TIME_LIMIT,
+        "training.chat": FINELINE_CHAT_SOFT_TIME_LIMIT,
     }.items()
 }
 # Requeues the runs, evaluations and imports whose worker died (their lease expired).

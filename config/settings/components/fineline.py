@@ -70,6 +70,12 @@ FINELINE_GENERATION_MAX_COUNT = int(os.environ.get("FINELINE_GENERATION_MAX_COUN
 FINELINE_GENERATION_SEEDS = int(os.environ.get("FINELINE_GENERATION_SEEDS", 4))
 FINELINE_GENERATION_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_GENERATION_MAX_NEW_TOKENS", 512))
 FINELINE_GENERATION_LEASE_SECONDS = int(os.environ.get("FINELINE_GENERATION_LEASE_SECONDS", 120))
+# "Try the model": a chat answered by a `gpu`-queue worker. The API waits this long for the answers (200) before it
+# answers 202 with the chat's URL to poll; answers stop at this many new tokens; a conversation is refused past
+# this many characters.
+FINELINE_CHAT_WAIT_SECONDS = float(os.environ.get("FINELINE_CHAT_WAIT_SECONDS", 20))
+FINELINE_CHAT_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_CHAT_MAX_NEW_TOKENS", 128))
+FINELINE_CHAT_MAX_CHARS = int(os.environ.get("FINELINE_CHAT_MAX_CHARS", 32000))
 
 # Import limits (bulk import is the point, so the body limit is generous).
 FINELINE_IMPORT_MAX_BODY_BYTES = int(os.environ.get("FINELINE_IMPORT_MAX_BODY_BYTES", 100 * 1024 * 1024))
