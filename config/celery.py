@@ -1,4 +1,5 @@
-"""The Celery application. Queues: `default` (CPU work) and `gpu` (training and evaluation jobs)."""
+"""The Celery application. Queues: `default` (CPU work), `gpu` (training and evaluation jobs) and `chat` (a lead's
+message to a run's model: served by a worker of its own on a GPU node, so that it never waits behind a training)."""
 
 import os
 import signal
@@ -11,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("fineline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("default"), Queue("gpu"))
+app.conf.task_queues = (Queue("default"), Queue("gpu"), Queue("chat"))
 app.autodiscover_tasks()
 
 # The setting that gives each task its soft time limit (config/settings/components/celery.py), for the message a job

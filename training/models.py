@@ -74,7 +74,7 @@ class TrainingRun(LeasedJob):
 class ChatReply(models.Model):
     """One message of the "try the model" chat: a conversation sent to a run's weights (its final adapter or model,
     or its latest complete checkpoint while it trains) and, beside them, to the base model, answered by a worker on
-    the `gpu` queue. `answers` holds each system's text as it streams in: {system: {content, format_ok,
+    the `chat` queue. `answers` holds each system's text as it streams in: {system: {content, format_ok,
     first_token_ms, latency_ms, done}}."""
 
     class Status(models.TextChoices):

@@ -456,7 +456,7 @@ def chat_messages_clean(messages: Any) -> list[dict[str, str]]:
 def chat_reply_create(
     *, run: TrainingRun, user: AbstractBaseUser | None, messages: Any, compare_base: bool = True
 ) -> ChatReply:
-    """Queue a chat with the run (its final weights, or its latest complete checkpoint while it trains) on the `gpu`
+    """Queue a chat with the run (its final weights, or its latest complete checkpoint while it trains) on the `chat`
     queue; a ServiceError when the conversation is not valid or the run has nothing to answer with yet."""
     messages = chat_messages_clean(messages)
     weights = artifacts.chat_weights(run)
@@ -471,7 +471,7 @@ def chat_reply_create(
     )
     from .tasks import chat_reply_task
 
-    transaction.on_commit(lambda: chat_reply_task.apply_async(args=[reply.pk], queue="gpu"))
+    transaction.on_commit(lambda: chat_reply_task.apply_async(args=[reply.pk], queue="chat"))
     return reply
 
 

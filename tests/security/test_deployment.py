@@ -13,7 +13,7 @@ from ..helpers import NGINX_TEMPLATE, ROOT
 
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024  # config/settings/components/fineline.py's FINELINE_IMPORT_MAX_BODY_BYTES
 STORE_ENV = ("FINELINE_ARTIFACT_STORE", "FINELINE_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-APP_SERVICES = ("web", "worker", "beat", "gpu-worker")
+APP_SERVICES = ("web", "worker", "beat", "gpu-worker", "chat-worker")
 
 
 def compose_services() -> dict:

@@ -1,4 +1,4 @@
-"""Try the model: a lead's chat with a run, answered by a real Celery worker on the `gpu` queue with a tiny model
+"""Try the model: a lead's chat with a run, answered by a real Celery worker on the `chat` queue with a tiny model
 (the fine-tune and its base side by side, streamed into the row), and every refusal a clear 4xx."""
 
 import time
@@ -77,7 +77,7 @@ def test_the_chat_streams_and_times_both_answers(small_base):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_gpu_worker_answers_side_by_side_from_the_final_adapter_and_a_checkpoint(
+def test_a_chat_worker_answers_side_by_side_from_the_final_adapter_and_a_checkpoint(
     project, version, lead, lead_api, client, small_base, tmp_path
 ):
     from ..helpers import service_env, start_worker, stop_worker
@@ -93,7 +93,7 @@ def test_a_gpu_worker_answers_side_by_side_from_the_final_adapter_and_a_checkpoi
     with override_settings(VAR_DIR=tmp_path):
         run = services.training_run_execute(run_id=run.pk)
     assert run.status == "succeeded", run.error
-    worker = start_worker(service_env(FINELINE_VAR_DIR=tmp_path, FINELINE_CHAT_MAX_NEW_TOKENS=24), queues="gpu")
+    worker = start_worker(service_env(FINELINE_VAR_DIR=tmp_path, FINELINE_CHAT_MAX_NEW_TOKENS=24), queues="chat")
     url = f"/api/v1/projects/{project.slug}/training-runs/{run.pk}/chat/"
     try:
         with override_settings(VAR_DIR=tmp_path, FINELINE_CHAT_WAIT_SECONDS=90):
