@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast, Length
+from django.utils import timezone
 
 from core import server_paths
 from core.errors import ServiceError
@@ -262,19 +263,35 @@ def chat_test_examples(*, run: TrainingRun, limit: int = CHAT_EXAMPLES) -> list[
     return examples
 
 
+def _chat_lost(reply: ChatReply) -> str:
+    """Why a chat still queued or running will not be answered, read from its age ("" while it may still be): no
+    worker took it within a chat's time limit, or its worker was lost past that limit and its grace. Nothing is
+    written: a worker that answers after all still ends the row `succeeded`, and the next read shows it."""
+    limit = settings.FINELINE_CHAT_SOFT_TIME_LIMIT
+    age = (timezone.now() - (reply.started_at or reply.created_at)).total_seconds()
+    if reply.status == ChatReply.Status.QUEUED and age > limit:
+        return f"no worker on the `chat` queue took it within {limit:.0f} s: is one running? Send it again."
+    if reply.status == ChatReply.Status.RUNNING and age > limit + settings.FINELINE_TASK_TIME_LIMIT_GRACE:
+        return "its worker was lost before it answered (killed, or cut off from the database). Send it again."
+    return ""
+
+
 def chat_reply_data(*, reply: ChatReply) -> dict[str, Any]:
     """A chat as the API and the page show it: each system's answer (None for the base when it was not asked), the
     weights that answered, the status and any error (the server's folders named, not spelled out)."""
     answers = reply.answers or {}
     systems = ("fine_tuned", "base") if reply.compare_base else ("fine_tuned",)
+    status, error = reply.status, reply.error
+    if status in ChatReply.ACTIVE and (lost := _chat_lost(reply)):
+        status, error = ChatReply.Status.FAILED, lost
     return {
         "id": reply.pk,
-        "status": reply.status,
+        "status": status,
         "weights": reply.weights,
         "messages": reply.messages,
         "fine_tuned": answers.get("fine_tuned"),
         "base": answers.get("base"),
-        "error": server_paths.redact(reply.error),
+        "error": server_paths.redact(error),
         "systems": [(name, answers.get(name) or {}) for name in systems],
         "created_at": reply.created_at,
         "finished_at": reply.finished_at,

@@ -2,9 +2,11 @@
 (the fine-tune and its base side by side, streamed into the row), and every refusal a clear 4xx."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from core.errors import ServiceError
 from training import services
@@ -59,6 +61,22 @@ def test_bad_conversations_and_a_run_with_nothing_to_answer_are_clear_400s(
     assert client.post(page, {"message": ""}).status_code == 400
     with pytest.raises(ServiceError, match="object with `role` and `content` only"):
         services.chat_messages_clean([{**USER, "name": "x"}])
+
+
+def test_a_chat_no_worker_answers_in_time_reads_failed_saying_why(project, queued_run, lead_api, settings):
+    settings.FINELINE_CHAT_SOFT_TIME_LIMIT, settings.FINELINE_TASK_TIME_LIMIT_GRACE = 60, 30
+    reply = ChatReply.objects.create(run=queued_run, messages=[USER])
+    url = f"/api/v1/projects/{project.slug}/training-runs/{queued_run.pk}/chat/{reply.pk}/"
+    assert lead_api.get(url).json()["status"] == "queued"
+    ChatReply.objects.filter(pk=reply.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+    lost = lead_api.get(url).json()
+    assert lost["status"] == "failed" and "no worker on the `chat` queue took it within 60 s" in lost["error"]
+    started = timezone.now() - timedelta(seconds=89)
+    ChatReply.objects.filter(pk=reply.pk).update(status="running", started_at=started)
+    assert lead_api.get(url).json()["status"] == "running"  # within its time limit and grace
+    ChatReply.objects.filter(pk=reply.pk).update(started_at=started - timedelta(seconds=2))
+    assert "its worker was lost" in lead_api.get(url).json()["error"]
+    assert ChatReply.objects.get(pk=reply.pk).status == "running"  # read so, not written: a late answer still lands
 
 
 @pytest.mark.slow  # the session's small base is built once for the slow tests
