@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 SPOOL_CHUNK = 1 << 20  # bytes copied at a time: the body is never whole in memory
 PROGRESS_EVERY = 1000  # rows between two progress readings; the row itself is written at most once a second
-PROGRESS_SECONDS = 1.0
 SPOOL_KINDS = ("jsonl", "json", "csv", "parquet")  # what formats.read_rows reads; the spool file's suffix
 MAX_ATTEMPTS = 2  # starts of an import: one more after a lost worker; a body that kills its worker twice fails
 
@@ -187,11 +186,14 @@ def import_job_run(*, job_id: int, worker: str | None = None) -> ImportJob | Non
 
 
 class _Progress(leases.Heartbeat):
-    """The lease's heartbeat of a running import, once a second, which also writes its progress (rows and bytes
-    read): from a connection of its own, as the import writes its rows in one transaction, which would hide progress
-    written from within it. A worker whose lease is gone stops the import at its next reading (LeaseLost)."""
+    """The lease's heartbeat of a running import, every FINELINE_IMPORT_PROGRESS_SECONDS (1 s), which also writes its
+    progress (rows and bytes read): from a connection of its own, as the import writes its rows in one transaction,
+    which would hide progress written from within it. A worker whose lease is gone stops the import at its next
+    reading (LeaseLost)."""
 
-    interval = PROGRESS_SECONDS
+    @property
+    def interval(self) -> float:
+        return settings.FINELINE_IMPORT_PROGRESS_SECONDS
 
     def __init__(self, job_id: int, worker: str):
         super().__init__(ImportJob, job_id, worker)

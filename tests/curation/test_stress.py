@@ -1,4 +1,4 @@
-"""Many experts at once, during a big import: 20 simulated experts each do FINELINE_STRESS_ROUNDS (250) rounds of
+"""Many experts at once, during a big import: 20 simulated experts each do FINELINE_STRESS_ROUNDS (150) rounds of
 next / edit / submit over HTTP against PostgreSQL while 50,000 examples are imported through the API, as a user
 sends them: a body over FINELINE_IMPORT_SYNC_MAX_BYTES, answered 202 and imported by a Celery worker on the default
 queue, its job polled every second until it ends. No edit is lost (every accepted submit is in the history), no
@@ -31,7 +31,7 @@ from ..helpers import service_env, start_gunicorn, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXPERTS = 20
-ROUNDS = int(os.environ.get("FINELINE_STRESS_ROUNDS", 250))
+ROUNDS = int(os.environ.get("FINELINE_STRESS_ROUNDS", 150))
 # Seconds an expert reads before the next round (0 by default: 20 clients that never pause, a test of throughput as
 # much as of latency). FINELINE_STRESS_THINK_MS=1000 paces them as the fastest keyboard reviewer could, about one
 # example a second each (uniformly 0.5x to 1.5x, so they do not march in step): the latency an expert would feel.

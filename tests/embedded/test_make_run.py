@@ -227,3 +227,10 @@ def test_the_newcomers_loop_from_login_to_verdict(app, context):
     print(f"\nembedded default (SQLite, filesystem broker): trained after {trained:.0f} s, verdict after {total:.0f} s")
     assert evaluation["status"] == "succeeded"
     assert results["fine_tuned"]["format_accuracy"] >= 0.95
+    for baseline in ("base_zero_shot", "base_best_prompt"):
+        assert results["fine_tuned"]["format_accuracy"] > results[baseline]["format_accuracy"]
+    assert evaluation["verdict"]["summary"].startswith("Fine-tuned")
+    # Both fed back to the dashboard: the base model's score to beat, and the tokenizer the token counts use.
+    query = "SELECT baseline_score, tokenizer FROM curation_project WHERE slug = ?"
+    ((baseline_score, tokenizer),) = app.sql(query, SLUG)
+    assert baseline_score is not None and tokenizer

@@ -41,7 +41,7 @@ def test_a_redis_restart_loses_no_queued_run(project, version, small_base, tmp_p
     env = service_env(REDIS_URL=f"redis://127.0.0.1:{port}/0", FINELINE_VAR_DIR=tmp_path / "var")
     worker = start_worker(env, queues="gpu", loglevel="INFO")
     try:
-        for steps in (300, 20, 20):  # the first one trains while the two others wait in Redis
+        for steps in (120, 20, 20):  # the first one trains while the two others wait in Redis
             subprocess.run(
                 [sys.executable, "manage.py", "train", project.slug, "--dataset-version", str(version.number),
                  "--base-model", small_base, "--max-steps", str(steps), "--override-readiness", "fault test"],

@@ -70,7 +70,7 @@ FINELINE_GENERATION_MAX_COUNT = int(os.environ.get("FINELINE_GENERATION_MAX_COUN
 FINELINE_GENERATION_SEEDS = int(os.environ.get("FINELINE_GENERATION_SEEDS", 4))
 FINELINE_GENERATION_MAX_NEW_TOKENS = int(os.environ.get("FINELINE_GENERATION_MAX_NEW_TOKENS", 512))
 FINELINE_GENERATION_LEASE_SECONDS = int(os.environ.get("FINELINE_GENERATION_LEASE_SECONDS", 120))
-# "Try the model": a chat answered by a `gpu`-queue worker. The API waits this long for the answers (200) before it
+# "Try the model": a chat answered by a `chat`-queue worker. The API waits this long for the answers (200) before it
 # answers 202 with the chat's URL to poll; answers stop at this many new tokens; a conversation is refused past
 # this many characters.
 FINELINE_CHAT_WAIT_SECONDS = float(os.environ.get("FINELINE_CHAT_WAIT_SECONDS", 20))
@@ -89,6 +89,8 @@ FINELINE_IMPORT_MAX_REPORTED_ERRORS = int(os.environ.get("FINELINE_IMPORT_MAX_RE
 # whose worker died is started once more, then failed.
 FINELINE_IMPORT_SYNC_MAX_BYTES = int(os.environ.get("FINELINE_IMPORT_SYNC_MAX_BYTES", 4 * 1024 * 1024))
 FINELINE_IMPORT_LEASE_SECONDS = int(os.environ.get("FINELINE_IMPORT_LEASE_SECONDS", 120))
+# How often a running queued import writes its progress (lines and bytes read) and renews its lease.
+FINELINE_IMPORT_PROGRESS_SECONDS = float(os.environ.get("FINELINE_IMPORT_PROGRESS_SECONDS", 1.0))
 # How long an expert holds the example they opened; a lock left by a closed tab is reclaimed after it.
 FINELINE_REVIEW_LOCK_SECONDS = int(os.environ.get("FINELINE_REVIEW_LOCK_SECONDS", 15 * 60))
 # The review page checks the answer against the output format as the expert types: answers longer than this (in
