@@ -62,6 +62,17 @@ def test_lora_learns_the_answer_format_and_the_adapter_reloads(base, tmp_path):
     assert sft.generate(merged, tokenizer, [row["messages"][:-1] for row in TEST[:10]]) == answers[:10]
     untuned, _ = sft.load_for_inference(base)
     assert sum(map(FITS, sft.generate(untuned, tokenizer, [r["messages"][:-1] for r in TEST[:10]]))) <= 2
+    # A conversation longer than the model's 1,024 positions keeps its newest tokens, leaving room for the answer.
+    long = [{"role": "user", "content": "The export button does nothing. " * 400}]
+    text = tokenizer.apply_chat_template(long, tokenize=False, add_generation_prompt=True)
+    assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) > 1024
+    prompts = []
+    hook = untuned.register_forward_pre_hook(
+        lambda module, args, kwargs: prompts.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    (answer,) = sft.generate(untuned, tokenizer, [long], max_new_tokens=8)
+    hook.remove()
+    assert prompts[0] == 1024 - 8 and isinstance(answer, str)
 
 
 def test_a_cancelled_run_resumes_from_its_last_complete_checkpoint(base, tmp_path):

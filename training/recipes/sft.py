@@ -510,16 +510,23 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, base_model: str | None = Non
 
 
 def generate(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 96, batch_size: int = 50):
-    """Greedy answers to each conversation (its messages up to the assistant's turn), batched with left padding."""
+    """Greedy answers to each conversation (its messages up to the assistant's turn), batched with left padding. A
+    prompt that would leave no room for `max_new_tokens` within the model's positions keeps its last tokens (the
+    newest turns), as the chat does, rather than run past what the model was built for."""
     import torch
 
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
+    positions = getattr(model.config, "max_position_embeddings", None)
+    fit = {}
+    if positions and positions > max_new_tokens:
+        tokenizer.truncation_side = "left"
+        fit = {"truncation": True, "max_length": positions - max_new_tokens}
     answers = []
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start : start + batch_size]
         prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chunk]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False, **fit).to(device)
         with torch.no_grad():
             output = model.generate(
                 **inputs,
