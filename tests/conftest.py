@@ -1,5 +1,7 @@
 """Shared fixtures: users with roles in a project, and API clients authenticated with real hashed tokens."""
 
+import time
+
 import pytest
 
 from curation import demo, services
@@ -7,6 +9,32 @@ from curation.models import Example
 from training.recipes import tiny_local
 
 from .helpers import jsonl, post_jsonl, token_client
+
+IDLE_QUERY = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+AND state IN ('active', 'idle in transaction')"""
+
+
+@pytest.fixture(autouse=True)
+def live_server_idle_before_flush(request):
+    """A test against the live server ends while the server may still answer a request its browser sent last (an htmx
+    swap, a lock renewal): the database's flush (TRUNCATE) then deadlocks with it. Before the flush, wait (up to 10 s)
+    until no other connection to the test database is in a statement or a transaction."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up before this fixture, so flushed after its teardown
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(IDLE_QUERY)
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture
