@@ -100,22 +100,12 @@ def main() -> None:
     lead_client.force_login(lead)
     lead_session = lead_client.cookies["sessionid"].value
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
+    server = subprocess.Popen(  # as deployed (deploy/gunicorn.conf.py), with one worker
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi:application",
+         "--log-level", "warning"],
         cwd=ROOT,
-        env={**os.environ},
-    )
+        env={**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"},
+    )  # fmt: skip
     try:
         wait_for(port)
         status, headers, body = request(port, "GET", f"/projects/{project.slug}/review/", cookie=f"sessionid={session}")
@@ -245,8 +235,10 @@ def explain_round(project, expert) -> None:
     print(f"\none round (next + submit): {len(statements)} statements")
     for number, sql in enumerate(statements, 1):
         if sql.lstrip().upper().startswith("SET "):  # a setting of the transaction: nothing to plan
-            print(f"{number:2}. {' '.join(sql.split())}")
-            continue
+            setting, _, sql = sql.partition(";")  # a claim alone comes after its setting, in the same string
+            print(f"{number:2}. {' '.join(setting.split())}")
+            if not sql.strip():
+                continue
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)

@@ -21,4 +21,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from .auth import connect_signals
+
         data_folders_create()
+        connect_signals()

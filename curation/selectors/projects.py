@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet, Sum
 from django.http import Http404
+
+from core.rows import model_columns, model_from_row
 
 from ..models import ExampleCounter, Membership, Project
 
@@ -33,13 +37,24 @@ def project_lead(*, project: Project) -> AbstractBaseUser | None:
     return lead.user if lead else None
 
 
+@cache
+def _member_project_sql() -> str:
+    return (
+        f"SELECT m.role, {model_columns(Project, 'p')} FROM curation_membership m"
+        " JOIN curation_project p ON p.id = m.project_id WHERE p.slug = %s AND m.user_id = %s"
+    )
+
+
 def project_get(*, user: AbstractBaseUser, slug: str, lead: bool = False) -> Project:
     """The project if the user is a member (404 otherwise, so its existence does not leak); `lead` requires a lead."""
     if user.is_superuser:
         project, role = Project.objects.filter(slug=slug).first(), Membership.Role.LEAD
     else:
-        membership = Membership.objects.filter(project__slug=slug, user=user).select_related("project").first()
-        project, role = (membership.project, membership.role) if membership else (None, None)
+        # Every page asks this first: one statement written out, not a queryset compiled each time.
+        with connection.cursor() as cursor:
+            cursor.execute(_member_project_sql(), [slug, user.pk])
+            row = cursor.fetchone()
+        project, role = (model_from_row(Project, row[1:]), row[0]) if row else (None, None)
     if project is None:
         raise Http404("No such project.")
     if lead and role != Membership.Role.LEAD:

@@ -14,6 +14,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from core.errors import ServiceError
+from core.rows import model_columns, model_from_row
 
 from .. import formats
 from ..models import Draft, Example, Project, Review, ReviewStatus, Revision
@@ -73,36 +74,37 @@ def review_queue_next(
     current_id, current_token = cache.get(_held_key(project.pk, reviewer)) or (None, "")
     release = after_id if after_id is not None and after_id != reviewed else None  # a reviewed one is released
     again = current_id is not None and current_id != after_id
-    # A claim alone (no review with it) is a lock that expires by itself: its commit need not wait for the disk. A
-    # crash that loses it frees the example, as its expiry would.
-    lock_only = not connection.in_atomic_block
-    with transaction.atomic(savepoint=False):
-        if lock_only and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    if connection.vendor == "postgresql":
+        # A claim alone (no review with it) is a lock that expires by itself: its commit need not wait for the disk,
+        # and being one statement it needs no transaction of its own (one round trip). A crash that loses it frees
+        # the example, as its expiry would.
+        quick = not connection.in_atomic_block
         example = None
         if again:
             # A reload, or "next" after a look back: the same example while it still needs this reviewer, held by
             # them or given back by the page that held it (its token unchanged: no colleague has claimed it since).
-            if connection.vendor == "postgresql":
-                example = _claim_pg(project, reviewer, now, label, None, release, reviewed, again=current_id,
-                                    token=current_token)  # fmt: skip
-            else:
+            example = _claim_pg(project, reviewer, now, label, None, release, reviewed, again=current_id,
+                                token=current_token, quick=quick)  # fmt: skip
+            release = reviewed = None  # given back and dropped by now
+        if example is None:
+            example = _claim_pg(project, reviewer, now, label, after_id, release, reviewed, quick=quick)
+        if example is None:
+            # Wrap around to the start (after "next"), or look once more: under many concurrent claims (and an
+            # import) the statement came back empty while 997 examples were free, in 1 of 3 stress runs; the second
+            # statement, with a snapshot of its own, found one. Cause not pinned down yet.
+            example = _claim_pg(project, reviewer, now, label, None, None, None, quick=quick)
+    else:
+        with transaction.atomic(savepoint=False):
+            example = None
+            if again:
                 _release_and_drop(reviewer, release, reviewed)
                 example = _claim_again_orm(project, reviewer, now, label, current_id, current_token)
-            release = reviewed = None  # given back and dropped by now
-        if example is None and connection.vendor == "postgresql":
-            example = _claim_pg(project, reviewer, now, label, after_id, release, reviewed)
+                release = reviewed = None
             if example is None:
-                # Wrap around to the start (after "next"), or look once more: under many concurrent claims (and an
-                # import) the statement came back empty while 997 examples were free, in 1 of 3 stress runs; the
-                # second statement, with a snapshot of its own, found one. Cause not pinned down yet.
-                example = _claim_pg(project, reviewer, now, label, None, None, None)
-        elif example is None:
-            _release_and_drop(reviewer, release, reviewed)
-            example = _claim_orm(project, reviewer, now, label, after_id)
-        if example is not None:
-            _remember_current(reviewer, example)
+                _release_and_drop(reviewer, release, reviewed)
+                example = _claim_orm(project, reviewer, now, label, after_id)
+    if example is not None:
+        _remember_current(reviewer, example)
     return example
 
 
@@ -180,6 +182,8 @@ RETURNING {columns},
     (SELECT r.example_id FROM curation_review r JOIN curation_example p ON p.id = r.example_id
      WHERE r.reviewer_id = %(reviewer)s AND p.project_id = %(project)s ORDER BY r.updated_at DESC LIMIT 1)
 """
+# Sent with a claim alone in the same string (the simple query protocol): the two run as one implicit transaction.
+QUICK_COMMIT = "SET LOCAL synchronous_commit TO OFF;\n"
 # The first free example after `after` (a new claim), or the one the queue gave this reviewer last (`again`): held by
 # them, or given back by the page that held it with its token unchanged (no colleague has claimed it since).
 CLAIM_NEXT = "(e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > %(after)s"
@@ -199,30 +203,30 @@ def _claim_pg(
     *,
     again: int | None = None,
     token: str = "",
+    quick: bool = False,
 ) -> Example | None:
     """The claim as one statement: give back the example skipped (`release`), drop the draft of the one reviewed,
     take the first free example after `after_id` (SKIP LOCKED) or claim `again` the queue's last example (with its
     old `token`), lock it, and return it with this reviewer's draft id, the project's progress (from the maintained
-    counters, the review just written included) and the example this reviewer reviewed last (`previous_id`)."""
-    fields = Example._meta.concrete_fields
-    columns = ", ".join(f"curation_example.{field.column}" for field in fields)
+    counters, the review just written included) and the example this reviewer reviewed last (`previous_id`).
+    `quick`: a claim alone, outside any transaction: the statement is its own transaction, committed without waiting
+    for the disk (sent with its setting as one string: one round trip)."""
+    columns = model_columns(Example)
     which = CLAIM_AGAIN if again is not None else CLAIM_NEXT
     sql = CLAIM_SQL.format(which=which, label="AND e.label = %(label)s" if label else "", columns=columns)
     params = {"release": release, "reviewed": reviewed, "reviewer": reviewer.pk, "project": project.pk,
               "required": project.reviews_required, "now": now, "after": after_id or 0, "label": label,
               "again": again, "old_token": token, "until": _lock_until(), "token": _lock_token()}  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if quick:
+            cursor.execute(QUICK_COMMIT + sql, params)
+            cursor.nextset()
+        else:
+            cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for field, value in zip(fields, row[:-3], strict=True):  # as the ORM reads them (JSON decoded...)
-        column = field.get_col(Example._meta.db_table)
-        for convert in [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]:
-            value = convert(value, column, connection)
-        values.append(value)
-    example = Example.from_db(connection.alias, [field.attname for field in fields], values)
+    example = model_from_row(Example, row[:-3])
     example.draft_id, counts, example.previous_id = row[-3:]
     # counts: a json value, which psycopg decodes (Django leaves only jsonb as text, for its fields).
     example.progress = progress_of({status: int(count) for status, count in (counts or {}).items() if count})

@@ -1,6 +1,7 @@
 """The review panel (one URL for the page or its htmx fragment) and the lead's page of disagreements to settle."""
 
 import hashlib
+from functools import cache
 
 from django.conf import settings
 from django.contrib import messages as flash
@@ -35,8 +36,12 @@ def _review_context(
         else {"messages": example.messages, "label": example.label, "tags": example.tags, "comment": ""}
     )
     answer = next((m["content"] for m in reversed(source["messages"]) if m["role"] == "assistant"), "")
+    previous_id = _previous_id(request, project, example, fresh=fresh, previous=extra.pop("previous", None))
     return {
         "project": project,
+        "urls": example_urls(project.slug, example.pk),
+        "previous_url": example_urls(project.slug, previous_id)["review_example"] if previous_id else "",
+        "next_url": reverse("curation:review_next", kwargs={"slug": project.slug}),
         "example": example,
         "held": held,
         "draft": draft,
@@ -45,7 +50,7 @@ def _review_context(
         "other_tags": ", ".join(tag for tag in source["tags"] if tag != "edge_case"),
         "violations": formats.answer_violations(project.output_format, answer),
         "progress": getattr(example, "progress", None) or selectors.review_progress(project=project),
-        "previous_id": _previous_id(request, project, example, fresh=fresh, previous=extra.pop("previous", None)),
+        "previous_id": previous_id,
         "my_review": None
         if fresh
         else Review.objects.filter(example=example, reviewer=request.user, round=example.review_round).first(),
@@ -55,6 +60,23 @@ def _review_context(
         "error": error,
         **extra,
     }
+
+
+# The panel's links to its example, made from one reverse each per process (a dozen reverses a page cost more than
+# the claim's statement): the URL of a placeholder example, the placeholders then replaced.
+EXAMPLE_URLS = ("review_example", "review_submit", "review_draft", "review_check", "review_render", "review_release",
+                "example_history")  # fmt: skip
+_SLUG, _PK = "slug-placeholder", 987654321
+
+
+@cache
+def _url_patterns() -> dict[str, str]:
+    return {name: reverse(f"curation:{name}", kwargs={"slug": _SLUG, "pk": _PK}) for name in EXAMPLE_URLS}
+
+
+def example_urls(slug: str, pk: int) -> dict[str, str]:
+    """The review panel's URLs of example `pk` of project `slug`, by URL name."""
+    return {name: url.replace(_SLUG, slug).replace(str(_PK), str(pk)) for name, url in _url_patterns().items()}
 
 
 def _previous_id(request, project, example, *, fresh: bool, previous=None) -> int | None:
