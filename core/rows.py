@@ -39,3 +39,21 @@ def model_from_row(model: type[Model], row: tuple | list, alias: str = "default"
             value = convert(value, column, connection)
         values.append(value)
     return model.from_db(alias, names, values)
+
+
+def rows_insert(model: type[Model], objects: list[Model], *, ignore_conflicts: bool = False) -> None:
+    """INSERT the objects (their primary keys left to the database, not read back): what bulk_create does, without
+    compiling a queryset, for the writes every review makes. Values are prepared by each field, as the ORM would."""
+    if not objects:
+        return
+    connection = connections["default"]
+    quote = connection.ops.quote_name
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES {', '.join([row] * len(objects))}" + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+    )
+    params = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for obj in objects for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

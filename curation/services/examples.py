@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.errors import ServiceError
+from core.rows import rows_insert
 
 from .. import formats
 from ..models import Example, Project, ReviewStatus, Revision
@@ -99,7 +100,7 @@ def example_states_write(
         _example_search_refresh(example.pk)
     if revisions:
         # The state before the first change may be being stored by a concurrent first edit: ON CONFLICT, nothing.
-        Revision.objects.bulk_create(revisions, ignore_conflicts=True)
+        rows_insert(Revision, revisions, ignore_conflicts=True)
     for key, value in fields.items():
         setattr(example, key, value)
     return example
