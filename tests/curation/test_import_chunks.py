@@ -92,3 +92,57 @@ def test_the_foreign_keys_checked_per_chunk_are_deferred_again_for_the_rest_of_t
     # Deferred (as Django creates them): a row naming a project that does not exist passes until COMMIT.
     orphan = Example.objects.create(project_id=project.pk + 1000, messages=[], content_hash="x")
     orphan.delete()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_import_of_the_same_rows_waits_and_skips_them(project, lead):
+    """Another import, not committed yet, writes one of this import's rows: this one's INSERT waits for it on the
+    unique index, and once it commits the row counts as a duplicate here: nothing lost, nothing twice, no error."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    first_written, commit_first = threading.Event(), threading.Event()
+    jobs = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                jobs["first"] = run_import(project, lead, jsonl([chat("a"), chat("shared"), chat("b")]))
+                first_written.set()
+                assert commit_first.wait(30)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            jobs["second"] = run_import(project, lead, jsonl([chat("c"), chat("shared"), chat("d")]), mode="partial")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_written.wait(30)
+    threads[1].start()
+    # The second import's INSERT waits on the first's uncommitted row: only then may the first commit.
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND query LIKE 'INSERT INTO curation_example%%'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the second import never waited for the first")
+    commit_first.set()
+    for thread in threads:
+        thread.join(60)
+    assert (jobs["first"].created_count, jobs["first"].duplicate_count) == (3, 0)
+    assert (jobs["second"].status, jobs["second"].created_count, jobs["second"].duplicate_count) == ("succeeded", 2, 1)
+    assert users(project) == ["a", "shared", "b", "c", "d"]
+    assert_counters_exact(project)

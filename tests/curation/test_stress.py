@@ -27,7 +27,7 @@ from knox.models import AuthToken
 from curation import formats, services
 from curation.models import Example, Review, Revision
 
-from ..helpers import service_env, start_gunicorn, start_worker, stop_worker
+from ..helpers import service_env, start_gunicorn, start_nginx, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXPERTS = 20
@@ -56,16 +56,25 @@ def http(port: int, method: str, path: str, *, cookie: str = "", form: dict | No
 
 @pytest.fixture
 def server(db, tmp_path):
-    """gunicorn as docker-compose runs it (3 sync workers), on the test database, and a Celery worker on the default
-    queue (solo pool) that imports what gunicorn queues: both see the same data folder."""
+    """The web app as docker-compose runs it: nginx (from the deployment's template) in front of gunicorn (3 sync
+    workers) on the test database, and a Celery worker on the default queue (solo pool) that imports what gunicorn
+    queues (both see the same data folder). The experts and the import talk to nginx, which holds a request's whole
+    body before a gunicorn worker sees it. FINELINE_STRESS_DIRECT=1 sends them to gunicorn itself."""
     from import_bench import free_port, wait_for
 
-    port = free_port()
+    port, proxy_port = free_port(), free_port()
     env = service_env(FINELINE_VAR_DIR=tmp_path / "var")
     process = start_gunicorn(env, port, workers=3)
     worker = start_worker(env, nice=int(os.environ.get("FINELINE_STRESS_WORKER_NICE", 0)))
+    direct = os.environ.get("FINELINE_STRESS_DIRECT") == "1"
+    proxy = None if direct else start_nginx(tmp_path / "nginx", listen=proxy_port, upstream=f"127.0.0.1:{port}")
     wait_for(port)
-    yield port
+    if proxy is not None:
+        wait_for(proxy_port)
+    yield port if direct else proxy_port
+    if proxy is not None:
+        proxy.terminate()
+        proxy.wait(timeout=30)
     process.terminate()
     process.wait(timeout=30)
     output = stop_worker(worker)
