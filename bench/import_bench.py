@@ -1,8 +1,11 @@
 """Import speed, measured side by side in one run (these machines are noisy, so ratios matter, not seconds).
 
 1. 100,000 generated examples (about 69 MB of JSONL) POSTed to the import API of a real gunicorn server on
-   PostgreSQL, against psycopg's binary COPY of the same rows into a bare table (parsing and hashing in Python
-   included): rows/s for both and their ratio. Goal: API >= 0.5 of COPY (issue 16; it was 0.25).
+   PostgreSQL, as deployed: a body that large is spooled and answered 202, and a Celery worker imports it; the time
+   runs from the POST to the job's end (polled every 50 ms). Against psycopg's binary COPY of the same rows into a
+   bare table (parsing and hashing in Python included): rows/s for both and their ratio. Goal: API >= 0.5 of COPY
+   (issue 16; it was 0.25). The worker stops after this part: the quality scan each import queues would otherwise
+   run beside the parts below, which post to a second server that imports every body within its request.
 2. 1,000 new rows imported into a project that holds 500,000 and into an empty one: the ratio of the times
    (median of 3). Goal: under 1.5.
 3. The peak memory (VmHWM) of the gunicorn worker that served the imports. Goal: under 300 MB for a 100 MB body
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import redis
 from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +145,7 @@ def post_file(
     port: int, token: str, slug: str, path: Path, content_type: str = "application/x-ndjson", query: str = ""
 ) -> tuple[float, dict]:
     size = path.stat().st_size
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800, blocksize=1 << 20)  # as curl sends
     headers = {"Authorization": f"Token {token}", "Content-Type": content_type, "Content-Length": str(size)}
     with path.open("rb") as body:
         start = time.perf_counter()
@@ -152,12 +156,17 @@ def post_file(
         elapsed = time.perf_counter() - start
     report = json.loads(payload)
     if response.status == 202:  # a large body: queued for the worker, followed to its end as the upload page does
+        phases = {"answered 202": elapsed}
         while report["status"] in ("queued", "running"):
+            if report["status"] == "running" and "worker started" not in phases:
+                phases["worker started"] = time.perf_counter() - start
             time.sleep(0.05)
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             connection.request("GET", report["url"], headers={"Authorization": f"Token {token}"})
             report = json.loads(connection.getresponse().read())
         elapsed = time.perf_counter() - start
+        print("  " + ", ".join(f"{name} after {seconds:.2f} s" for name, seconds in phases.items())
+              + f", done after {elapsed:.2f} s", flush=True)  # fmt: skip
         if report["status"] not in ("succeeded", "partial"):
             raise SystemExit(f"import failed: {report['status']} {report.get('error')!r} {report['errors'][:3]}")
     elif response.status != 201:
@@ -324,25 +333,30 @@ def main() -> None:
     size = generate(main_file, args.rows, seed=1)
     print(f"  {size / 1e6:.1f} MB", flush=True)
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--timeout",
-            "1800",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # no task left queued by a run before
+    port, sync_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen(
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{bind}",
+                "--workers",
+                "1",
+                "--timeout",
+                "1800",
+                "--log-level",
+                "warning",
+            ],
+            env={**env, **extra},
+            cwd=ROOT,
+        )  # fmt: skip
+        for bind, extra in ((port, {}), (sync_port, {"FINELINE_IMPORT_SYNC_MAX_BYTES": str(1 << 40)}))
+    ]
+    server = servers[0]
     # The worker that imports a large body (over FINELINE_IMPORT_SYNC_MAX_BYTES: answered 202), as deployed.
     celery = subprocess.Popen(
         [python, "-m", "celery", "-A", "config", "worker", "--queues", "default", "--pool", "solo", "--loglevel",
@@ -352,9 +366,11 @@ def main() -> None:
     )  # fmt: skip
     try:
         wait_for(port)
+        wait_for(sync_port)
         worker = children(server.pid)[0]
+        sync_worker = children(servers[1].pid)[0]
         if args.mapping_only:
-            results = {"rows": args.rows, **mapping_case(port, token, main_file)}
+            results = {"rows": args.rows, **mapping_case(sync_port, token, main_file)}
             (OUT / "import_bench_mapping.json").write_text(json.dumps(results, indent=2))
             return
 
@@ -384,6 +400,8 @@ def main() -> None:
         if args.main_only:
             (OUT / "import_bench_main.json").write_text(json.dumps(main_results, indent=2))
             return
+        celery.kill()  # the scan the import queued would run beside what comes next
+        port, worker = sync_port, sync_worker
 
         print(f"filling the large project with {args.big:,} rows ...", flush=True)
         chunk = 100_000
@@ -417,10 +435,12 @@ def main() -> None:
         }
         (OUT / "import_bench.json").write_text(json.dumps(results, indent=2))
     finally:
-        server.terminate()
-        celery.terminate()
-        server.wait(timeout=30)
+        celery.kill()
+        for process in servers:
+            process.terminate()
+            process.wait(timeout=30)
         celery.wait(timeout=60)
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
 if __name__ == "__main__":

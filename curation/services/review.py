@@ -186,7 +186,13 @@ RETURNING {columns},
 QUICK_COMMIT = "SET LOCAL synchronous_commit TO OFF;\n"
 # The first free example after `after` (a new claim), or the one the queue gave this reviewer last (`again`): held by
 # them, or given back by the page that held it with its token unchanged (no colleague has claimed it since).
-CLAIM_NEXT = "(e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > %(after)s"
+#
+# The walk starts at the project's first pending example, found at the start of its (project, status, id) index: the
+# planner walks the primary key from `after`, expecting a pending example at once, while the examples reviewed so far
+# sit at the start of the id order. Without the floor, a claim from the start (a new session, the wrap-around)
+# walked every reviewed example: 50 ms after 10,000 reviews at 1M, 1 ms with it.
+CLAIM_NEXT = """(e.locked_until IS NULL OR e.locked_until < %(now)s) AND e.id > GREATEST(%(after)s,
+      (SELECT min(p.id) - 1 FROM curation_example p WHERE p.project_id = %(project)s AND p.status = 'pending'))"""
 CLAIM_AGAIN = """e.id = %(again)s AND ((e.locked_by_id = %(reviewer)s AND e.locked_until > %(now)s)
       OR (e.lock_token = %(old_token)s AND %(old_token)s <> ''
           AND (e.locked_until IS NULL OR e.locked_until < %(now)s)))"""
