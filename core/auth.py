@@ -4,7 +4,8 @@ the database's answer (a query and a model built) is most of a trivial request's
 A cached user is used only when the session's auth hash still verifies against it and it is active, so a password
 change or a deactivation ends the session as Django's own check would. Saving or deleting a user drops its entry (a
 signal), in this process's cache and, with Redis, in every web process's; a change made another way (an UPDATE that
-sends no signal, or `manage.py changepassword` beside `make run`'s in-memory cache) shows within USER_CACHE_SECONDS.
+sends no signal, or `manage.py changepassword` beside `make run`'s in-memory cache), or a request that read the user
+just before a change and cached it just after, shows within USER_CACHE_SECONDS.
 """
 
 from functools import partial

@@ -72,9 +72,10 @@ def example_states_write(
     on `version`: VersionConflict when it is stale, and `example` is left as it was on any error."""
     revisions = []
     if states and example.version == 1:
-        author_id = example.__dict__.get("import_author_id")  # read with the example for a review
-        if author_id is None and example.import_job_id:
-            author_id = example.import_job.created_by_id
+        if "import_author_id" in example.__dict__:  # read with the example for a review
+            author_id = example.import_author_id
+        else:
+            author_id = example.import_job.created_by_id if example.import_job_id else None
         initial = _revision_of(example, kind=Revision.Kind.IMPORT, author_id=author_id, created_at=example.created_at)
         revisions.append(initial)
     after = copy.copy(example)  # the states, applied to a copy until the row is written

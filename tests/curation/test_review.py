@@ -279,3 +279,19 @@ def test_history_shows_diffs_and_restore_brings_back_an_old_version(project, exa
     restored = services.example_restore(example=example, user=expert, revision=original, version=2)
     assert (restored.version, restored.label, restored.messages) == (3, "P4", original.messages)
     assert Revision.objects.get(example=example, version=3).kind == "restore"
+
+
+def test_a_review_from_the_page_keeps_who_imported_and_who_reviewed(project, examples, expert, lead, client):
+    """The review page reads the example (with who imported it) in one statement of its own: the first revision
+    names the importer, the review's names the expert."""
+    client.force_login(expert)
+    page = client.get(f"/projects/{project.slug}/review/", headers={"HX-Request": "true"}).content.decode()
+    example = Example.objects.get(pk=int(page.split('data-example="', 1)[1].split('"', 1)[0]))
+    body = {"decision": "approved", "version": example.version, "label": "P2", "tags": ""}
+    for index, message in enumerate(example.messages):
+        body.update({f"role_{index}": message["role"], f"content_{index}": message["content"]})
+    url = f"/projects/{project.slug}/examples/{example.pk}/submit/"
+    answer = client.post(url, body, headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    revisions = Revision.objects.filter(example=example).order_by("version")
+    assert [(r.version, r.kind, r.author_id) for r in revisions] == [(1, "import", lead.pk), (2, "review", expert.pk)]
