@@ -335,23 +335,25 @@ def main() -> None:
 
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # no task left queued by a run before
     port, sync_port = free_port(), free_port()
-    servers = [
+    servers = [  # gunicorn as deployed (deploy/gunicorn.conf.py: the URLconf loaded before the first request)
         subprocess.Popen(
             [
                 python,
                 "-m",
                 "gunicorn",
+                "-c",
+                "deploy/gunicorn.conf.py",
                 "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{bind}",
-                "--workers",
-                "1",
-                "--timeout",
-                "1800",
                 "--log-level",
                 "warning",
             ],
-            env={**env, **extra},
+            env={
+                **env,
+                **extra,
+                "GUNICORN_BIND": f"127.0.0.1:{bind}",
+                "GUNICORN_WORKERS": "1",
+                "GUNICORN_TIMEOUT": "1800",
+            },
             cwd=ROOT,
         )  # fmt: skip
         for bind, extra in ((port, {}), (sync_port, {"FINELINE_IMPORT_SYNC_MAX_BYTES": str(1 << 40)}))
