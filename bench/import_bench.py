@@ -369,7 +369,7 @@ def main() -> None:
     try:
         wait_for(port)
         wait_for(sync_port)
-        for each in (port, sync_port):  # a running server's workers are warm: the API's modules loaded
+        for each in (port, sync_port):  # the port opens before the worker has booted: wait for it
             warm = http.client.HTTPConnection("127.0.0.1", each, timeout=60)
             warm.request("GET", "/api/v1/projects/main/imports/", headers={"Authorization": f"Token {token}"})
             assert warm.getresponse().status == 200
