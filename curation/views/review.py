@@ -76,7 +76,8 @@ def _url_patterns() -> dict[str, str]:
 
 def example_urls(slug: str, pk: int) -> dict[str, str]:
     """The review panel's URLs of example `pk` of project `slug`, by URL name."""
-    return {name: url.replace(_SLUG, slug).replace(str(_PK), str(pk)) for name, url in _url_patterns().items()}
+    # The id first: a slug may hold the placeholder id's digits, never the placeholder slug.
+    return {name: url.replace(str(_PK), str(pk)).replace(_SLUG, slug) for name, url in _url_patterns().items()}
 
 
 def _previous_id(request, project, example, *, fresh: bool, previous=None) -> int | None:

@@ -295,3 +295,11 @@ def test_a_review_from_the_page_keeps_who_imported_and_who_reviewed(project, exa
     assert answer.status_code == 200
     revisions = Revision.objects.filter(example=example).order_by("version")
     assert [(r.version, r.kind, r.author_id) for r in revisions] == [(1, "import", lead.pk), (2, "review", expert.pk)]
+
+
+def test_the_panel_links_hold_the_slug_and_the_id_whatever_digits_the_slug_has():
+    from curation.views.review import example_urls
+
+    urls = example_urls("q987654321-slug-placeholder", 12)
+    assert urls["review_submit"] == "/projects/q987654321-slug-placeholder/examples/12/submit/"
+    assert urls["example_history"] == "/projects/q987654321-slug-placeholder/examples/12/history/"
