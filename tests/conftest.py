@@ -1,5 +1,6 @@
 """Shared fixtures: users with roles in a project, and API clients authenticated with real hashed tokens."""
 
+import threading
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from training.recipes import tiny_local
 
 from .helpers import jsonl, post_jsonl, token_client
 
+QUIET = 0.3
 IDLE_QUERY = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
 AND state IN ('active', 'idle in transaction')"""
 
@@ -17,8 +19,10 @@ AND state IN ('active', 'idle in transaction')"""
 @pytest.fixture(autouse=True)
 def live_server_idle_before_flush(request):
     """A test against the live server ends while the server may still answer a request its browser sent last (an htmx
-    swap, a lock renewal): the database's flush (TRUNCATE) then deadlocks with it. Before the flush, wait (up to 10 s)
-    until no other connection to the test database is in a statement or a transaction."""
+    swap, a lock renewal, the release a closing page sends with sendBeacon, which may reach the server after the test
+    has ended): the database's flush (TRUNCATE) then deadlocks with it. Before the flush, wait (up to 10 s) until the
+    live server has answered every request it took (no request thread left) and no other connection to the test
+    database is in a statement or a transaction, both for QUIET seconds in a row (a beacon in flight arrives)."""
     if "live_server" not in request.fixturenames:
         yield
         return
@@ -26,13 +30,18 @@ def live_server_idle_before_flush(request):
     yield
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return
-    deadline = time.monotonic() + 10
+    deadline, quiet_since = time.monotonic() + 10, None
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute(IDLE_QUERY)
-            if cursor.fetchone()[0] == 0:
+            busy = any(t.name.endswith("(process_request_thread)") for t in threading.enumerate())
+            if not busy and connection.vendor == "postgresql":
+                cursor.execute(IDLE_QUERY)
+                busy = cursor.fetchone()[0] > 0
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET:
                 return
             time.sleep(0.05)
 
