@@ -160,6 +160,23 @@ def test_a_label_queue_that_runs_out_serves_nothing_of_another_label(project, ex
     assert services.review_queue_next(project=project, reviewer=expert, label="P1", after_id=p4.pk) is None
 
 
+@pytest.mark.postgresql
+def test_when_the_claim_statement_finds_nothing_the_plain_claim_still_serves_a_free_example(
+    project, examples, expert, second_expert, monkeypatch
+):
+    """The one-statement claim came back empty, rarely, under load while examples were free; the queue does not say
+    "nothing left" on its word alone: the two-statement claim looks once more (and logs a warning)."""
+    held = services.review_queue_next(project=project, reviewer=second_expert)
+    monkeypatch.setattr(services.review, "_claim_pg", lambda *args, **kwargs: None)
+    example = services.review_queue_next(project=project, reviewer=expert)
+    assert example is not None and example.pk != held.pk  # the colleague's example stays theirs
+    example.refresh_from_db()
+    assert example.locked_by == expert and example.locked_until > timezone.now() and example.lock_token
+    # A reload with the queue's own statement back: the same example, not a second one.
+    monkeypatch.undo()
+    assert services.review_queue_next(project=project, reviewer=expert).pk == example.pk
+
+
 def test_needs_changes_says_what(project, examples, expert):
     with pytest.raises(services.ServiceError, match="say in the comment what needs to change"):
         review(examples[0], expert, decision="needs_changes", comment="  ")
