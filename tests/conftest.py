@@ -37,11 +37,8 @@ def live_server_idle_before_flush(request):
             if not busy and connection.vendor == "postgresql":
                 cursor.execute(IDLE_QUERY)
                 busy = cursor.fetchone()[0] > 0
-            if busy:
-                quiet_since = None
-            elif quiet_since is None:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET:
+            quiet_since = None if busy else quiet_since or time.monotonic()
+            if quiet_since is not None and time.monotonic() - quiet_since >= QUIET:
                 return
             time.sleep(0.05)
 

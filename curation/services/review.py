@@ -94,18 +94,15 @@ def review_queue_next(
             example = _claim_pg(project, reviewer, now, label, after_id, release, reviewed, quick=quick)
         if example is None:
             # Wrap around to the start (after "next"), or look once more: under many concurrent claims (and an
-            # import) the statement came back empty while 997 examples were free, in 1 of 3 stress runs; the second
-            # statement, with a snapshot of its own, found one. Cause not pinned down yet.
+            # import) the statement has come back empty while examples were free (cause not pinned down yet).
             example = _claim_pg(project, reviewer, now, label, None, None, None, quick=quick)
-            if example is None:
-                # The last resort before "nothing left": the plain two statements (SELECT ... FOR UPDATE SKIP LOCKED,
-                # then UPDATE) in a transaction of their own. Cause not pinned down yet: once in about 3,000 claims
-                # under 20 concurrent experts and an import, the one statement came back empty twice in a row while
-                # examples were free (an expert's first page said the queue was empty).
-                with transaction.atomic():
-                    example = _claim_orm(project, reviewer, now, label, None)
-                if example is not None:
-                    logger.warning("the claim statement found nothing; the fallback claimed #%s", example.pk)
+        if example is None:
+            # Once it came back empty twice in a row (an expert's first page said the queue was empty): before
+            # "nothing left", the plain two statements (SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE) look too.
+            with transaction.atomic():
+                example = _claim_orm(project, reviewer, now, label, None)
+            if example is not None:
+                logger.warning("the claim statement found nothing; the fallback claimed #%s", example.pk)
     else:
         with transaction.atomic(savepoint=False):
             example = None
